@@ -1,0 +1,108 @@
+"""The `dataengine` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dataengine import manifest, pipeline
+from dataengine.storage import default_root, join
+
+console = Console()
+
+
+@click.group()
+@click.option("--storage", envvar="DATAENGINE_STORAGE", default=None, help="data root (default: ./storage)")
+@click.pass_context
+def main(ctx: click.Context, storage: str | None) -> None:
+    """Bilingual (English/Chinese) data engine for vision-language models, on Ray."""
+    ctx.obj = {"storage": storage or default_root()}
+
+
+def _run(ctx: click.Context, name: str, input_uri: str | None, output: str | None, sets: tuple[str, ...],
+         address: str | None) -> None:
+    from dataengine import runner
+    from dataengine.inspect import print_summary
+
+    try:
+        spec = pipeline.load(name, sets)
+    except pipeline.PipelineError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        record = runner.run(spec, input_uri=input_uri, output_uri=output, address=address,
+                            storage=ctx.obj["storage"])
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    print_summary(record, console)
+
+
+@main.command()
+@click.argument("pipeline_name", metavar="PIPELINE")
+@click.option("--input", "input_uri", help="input file/directory or URI (overrides input.uri)")
+@click.option("--output", help="output directory or URI (default: <storage>/runs/<run_id>)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a spec value, e.g. "
+              "stages.image.min_side=64 (repeatable)")
+@click.option("--address", help="Ray cluster address; default: start a local Ray")
+@click.pass_context
+def run(ctx: click.Context, pipeline_name: str, input_uri: str | None, output: str | None, sets: tuple[str, ...],
+        address: str | None) -> None:
+    """Run PIPELINE (a name in pipelines/ or a YAML path)."""
+    _run(ctx, pipeline_name, input_uri, output, sets, address)
+
+
+@main.command()
+@click.option("--rebuild", is_flag=True, help="rebuild the sample dataset even if present")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.pass_context
+def demo(ctx: click.Context, rebuild: bool, sets: tuple[str, ...]) -> None:
+    """Build the offline sample dataset (if missing) and run pipelines/demo.yaml on it."""
+    from dataengine import sample_data
+
+    target = join(ctx.obj["storage"], "datasets", "demo")
+    sample_data.ensure(target, rebuild=rebuild, console=console)
+    _run(ctx, "demo", target, None, sets, None)
+
+
+@main.command("sample-data")
+@click.option("--out", default=None, help="target directory (default: <storage>/datasets/demo)")
+@click.option("--scale", default=0, type=int, help="add this many augmented photo/document samples")
+@click.option("--rebuild", is_flag=True)
+@click.pass_context
+def sample_data_cmd(ctx: click.Context, out: str | None, scale: int, rebuild: bool) -> None:
+    """Build the sample dataset (real photos, rendered bilingual documents, deliberate defects)."""
+    from dataengine import sample_data
+
+    target = out or join(ctx.obj["storage"], "datasets", "demo" if not scale else f"demo-x{scale}")
+    sample_data.ensure(target, scale=scale, rebuild=rebuild, console=console)
+
+
+@main.command()
+@click.pass_context
+def runs(ctx: click.Context) -> None:
+    """List runs, newest first."""
+    table = Table("run id", "pipeline", "status", "wall s", "output")
+    for rec in manifest.list_runs(ctx.obj["storage"]):
+        table.add_row(rec["run_id"], rec["pipeline"], rec["status"], str(rec.get("wall_s", "")), rec["output"])
+    console.print(table)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--config/--no-config", default=True, help="print the run's pipeline config")
+@click.pass_context
+def inspect(ctx: click.Context, run_id: str, config: bool) -> None:
+    """Show a run's config, stage counts and reject reasons (computed from its Parquet)."""
+    from dataengine.inspect import print_summary
+
+    try:
+        record = manifest.load(run_id, ctx.obj["storage"])
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    print_summary(record, console, show_config=config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Run statistics computed with polars over a run's Parquet files (the only copy of the numbers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+
+def _scan(files: list[str], columns: list[str]) -> pl.LazyFrame | None:
+    return pl.scan_parquet(files).select(columns) if files else None
+
+
+def run_stats(record: dict[str, Any]) -> dict[str, Any]:
+    """Accepted/rejected counts, rejects by stage and reason, language mix of accepted samples."""
+    files = record.get("files") or {}
+    samples = _scan(files.get("samples", []), ["id", "language"])
+    rejects = _scan(files.get("rejects", []), ["id", "stage", "reason"])
+    accepted = samples.select(pl.len()).collect().item() if samples is not None else 0
+    rejected = rejects.select(pl.len()).collect().item() if rejects is not None else 0
+    by_reason = (
+        rejects.group_by("stage", "reason").len().sort(["len", "stage", "reason"], descending=[True, False, False])
+        .collect().rows(named=True)
+        if rejects is not None else []
+    )
+    by_stage = (
+        rejects.group_by("stage").len().sort("len", descending=True).collect().rows(named=True)
+        if rejects is not None else []
+    )
+    languages = (
+        samples.group_by("language").len().sort("len", descending=True).collect().rows(named=True)
+        if samples is not None else []
+    )
+    return {"inputs": accepted + rejected, "accepted": accepted, "rejected": rejected,
+            "rejects_by_stage": by_stage, "rejects_by_reason": by_reason, "languages": languages}
+
+
+def print_summary(record: dict[str, Any], console: Console | None = None, show_config: bool = False) -> None:
+    console = console or Console()
+    stats = run_stats(record)
+    console.rule(f"run {record['run_id']} ({record.get('status', '?')})")
+    console.print(f"pipeline  {record['pipeline']}")
+    console.print(f"input     {record['input']}")
+    console.print(f"output    {record['output']}")
+    if "wall_s" in record:
+        rate = stats["inputs"] / record["wall_s"] if record["wall_s"] else 0.0
+        console.print(f"wall time {record['wall_s']:.1f} s ({rate:.1f} samples/s)")
+    console.print(f"inputs {stats['inputs']}  accepted {stats['accepted']}  rejected {stats['rejected']}")
+    if stats["languages"]:
+        console.print("languages " + ", ".join(f"{r['language']} {r['len']}" for r in stats["languages"]))
+    if stats["rejects_by_reason"]:
+        table = Table("stage", "reason", "count", title="rejected by reason")
+        for r in stats["rejects_by_reason"]:
+            table.add_row(r["stage"], r["reason"], str(r["len"]))
+        console.print(table)
+    acc = record.get("accounting")
+    if acc:
+        verdict = "[green]OK[/green]" if acc["ok"] else "[red]VIOLATED[/red]"
+        console.print(
+            f"accounting {verdict}: inputs {acc['inputs']} = accepted {acc['accepted']} + rejected {acc['rejected']}"
+            f" (missing {acc['missing']}, duplicated {acc['ids_in_both_or_twice']})"
+        )
+    if show_config:
+        import yaml
+
+        console.print(yaml.safe_dump(record["config"], sort_keys=False, allow_unicode=True))

@@ -1,0 +1,192 @@
+"""Global exact and near-duplicate removal over the whole run, with Ray Data groupby (never all-pairs).
+
+1. Exact: group by the decoded-pixel hash (plus the normalised-text hash in `image+text` mode); the survivor of
+   a group is the largest image, ties broken by smallest id, so the choice is deterministic.
+2. Near: each exact survivor's 64-bit pHash is cut into `hamming_threshold + 1` bands; by pigeonhole, two hashes
+   within the threshold share a band, so only members of a (band, value) bucket are compared. Candidate pairs
+   within the threshold become edges; connected components (union-find over edges only, a small set) pick one
+   survivor each by the same rule.
+3. Every non-survivor is joined back to the run's rows as a `dedup` reject naming its final survivor.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from dataengine.ops.base import StageConfig
+
+STAGE = "dedup"
+KEY_COLS = ["id", "pixel_hash", "phash", "text_key", "width", "height"]
+EXACT_SCHEMA = pa.schema(
+    [("id", pa.string()), ("phash", pa.string()), ("text_key", pa.string()), ("area", pa.int64()),
+     ("exact_of", pa.string())]
+)
+BAND_SCHEMA = pa.schema([("band", pa.string()), ("id", pa.string()), ("phash", pa.string()), ("area", pa.int64())])
+EDGE_SCHEMA = pa.schema(
+    [("a", pa.string()), ("b", pa.string()), ("a_phash", pa.string()), ("b_phash", pa.string()),
+     ("a_area", pa.int64()), ("b_area", pa.int64())]
+)
+DUP_SCHEMA = pa.schema(
+    [("id", pa.string()), ("dup_of", pa.string()), ("dup_reason", pa.string()), ("dup_detail", pa.string())]
+)
+
+
+class DedupConfig(StageConfig):
+    op: Literal["dedup"] = "dedup"
+    key: Literal["image", "image+text"] = Field(
+        "image", description="image: web pairs; image+text: several captions/questions per image stay distinct"
+    )
+    exact: bool = True
+    near: bool = True
+    hamming_threshold: int = Field(4, ge=0, le=16, description="max pHash bit distance for a near duplicate")
+    num_partitions: int = Field(8, ge=1, description="hash partitions for the groupby/join shuffles")
+
+
+def _rank(area: int, sid: str) -> tuple[int, str]:
+    return (-area, sid)
+
+
+def keys_of(batch: pa.Table, key: str) -> pa.Table:
+    """Accepted rows only, reduced to the dedup key columns."""
+    ok = batch.filter(pc.is_null(batch.column("reason")))
+    text = ok.column("text_key") if key == "image+text" else pa.nulls(len(ok), pa.string())
+    area = pc.multiply(ok.column("width").cast(pa.int64()), ok.column("height").cast(pa.int64()))
+    exact = ok.column("pixel_hash")
+    if key == "image+text":
+        exact = pc.binary_join_element_wise(exact, pc.fill_null(text, ""), "|")
+    return pa.table({"id": ok.column("id"), "phash": ok.column("phash"), "text_key": text, "area": area,
+                     "exact_key": exact})
+
+
+def pick_exact(group: pa.Table) -> pa.Table:
+    """One exact-duplicate group -> every member, with `exact_of` set to the survivor for the others."""
+    rows = sorted(group.to_pylist(), key=lambda r: _rank(r["area"], r["id"]))
+    survivor = rows[0]["id"]
+    out = [{**{k: r[k] for k in ("id", "phash", "text_key", "area")}, "exact_of": None if i == 0 else survivor}
+           for i, r in enumerate(rows)]
+    return pa.Table.from_pylist(out, schema=EXACT_SCHEMA)
+
+
+def bands_of(batch: pa.Table, threshold: int) -> pa.Table:
+    """Exact survivors -> one row per (band index, band bits[, text]) bucket they fall in."""
+    reps = batch.filter(pc.is_null(batch.column("exact_of"))).to_pylist()
+    nb = threshold + 1
+    widths = [64 // nb + (1 if i < 64 % nb else 0) for i in range(nb)]
+    out = []
+    for r in reps:
+        h, shift = int(r["phash"], 16), 64
+        for i, w in enumerate(widths):
+            shift -= w
+            out.append({"band": f"{i}:{(h >> shift) & ((1 << w) - 1):x}:{r['text_key'] or ''}", "id": r["id"],
+                        "phash": r["phash"], "area": r["area"]})
+    return pa.Table.from_pylist(out, schema=BAND_SCHEMA)
+
+
+def bucket_edges(group: pa.Table, threshold: int) -> pa.Table:
+    """Pairs in one bucket whose pHashes are within the threshold (vectorised popcount per member)."""
+    if len(group) < 2:
+        return EDGE_SCHEMA.empty_table()
+    rows = group.to_pylist()
+    hashes = np.array([int(r["phash"], 16) for r in rows], dtype=np.uint64)
+    out = []
+    for i in range(len(rows) - 1):
+        dist = np.bitwise_count(hashes[i] ^ hashes[i + 1 :])
+        for j in np.nonzero(dist <= threshold)[0]:
+            a, b = rows[i], rows[i + 1 + int(j)]
+            out.append({"a": a["id"], "b": b["id"], "a_phash": a["phash"], "b_phash": b["phash"],
+                        "a_area": a["area"], "b_area": b["area"]})
+    return pa.Table.from_pylist(out, schema=EDGE_SCHEMA)
+
+
+def near_survivors(edges: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
+    """Union-find over near-duplicate edges -> {non-survivor id: (survivor id, hamming distance to it)}."""
+    parent: dict[str, str] = {}
+    info: dict[str, tuple[int, str]] = {}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for e in edges:
+        for sid, ph, area in ((e["a"], e["a_phash"], e["a_area"]), (e["b"], e["b_phash"], e["b_area"])):
+            parent.setdefault(sid, sid)
+            info[sid] = (area, ph)
+        ra, rb = find(e["a"]), find(e["b"])
+        if ra != rb:
+            # the root is always the best-ranked member, so it is the component's survivor
+            if _rank(info[ra][0], ra) <= _rank(info[rb][0], rb):
+                parent[rb] = ra
+            else:
+                parent[ra] = rb
+    out = {}
+    for sid in parent:
+        root = find(sid)
+        if root != sid:
+            dist = int(np.bitwise_count(np.uint64(int(info[sid][1], 16) ^ int(info[root][1], 16))))
+            out[sid] = (root, dist)
+    return out
+
+
+def dup_rows(batch: pa.Table, near: dict[str, tuple[str, int]]) -> pa.Table:
+    """Exact-stage rows + the near map -> one row per non-survivor with its final survivor and reason."""
+    out = []
+    for r in batch.to_pylist():
+        sid, exact_of = r["id"], r["exact_of"]
+        if exact_of is not None:
+            final = near.get(exact_of, (exact_of, 0))[0]
+            via = f"; {exact_of} is a near duplicate of {final}" if final != exact_of else ""
+            out.append({"id": sid, "dup_of": final, "dup_reason": "duplicate_exact",
+                        "dup_detail": f"same pixels as {exact_of}{via}"})
+        elif sid in near:
+            final, dist = near[sid]
+            out.append({"id": sid, "dup_of": final, "dup_reason": "duplicate_near",
+                        "dup_detail": f"pHash Hamming distance {dist} to {final}"})
+    return pa.Table.from_pylist(out, schema=DUP_SCHEMA)
+
+
+def apply_dups(batch: pa.Table) -> pa.Table:
+    """Joined rows -> working rows with dedup rejects filled in and the join columns dropped."""
+    is_dup = pc.is_valid(batch.column("dup_reason"))
+    cols = {
+        "stage": pc.if_else(is_dup, pa.scalar(STAGE), batch.column("stage")),
+        "reason": pc.if_else(is_dup, batch.column("dup_reason"), batch.column("reason")),
+        "detail": pc.if_else(is_dup, batch.column("dup_detail"), batch.column("detail")),
+        "duplicate_of": pc.if_else(is_dup, batch.column("dup_of"), batch.column("duplicate_of")),
+    }
+    for name, col in cols.items():
+        batch = batch.set_column(batch.schema.get_field_index(name), name, col)
+    return batch.drop_columns(["dup_of", "dup_reason", "dup_detail"])
+
+
+def dedup(ds: Any, cfg: DedupConfig) -> Any:
+    """Ray Dataset of working rows -> the same rows with duplicates marked as rejects (stage `dedup`)."""
+    if not (cfg.exact or cfg.near):
+        return ds
+    keys = ds.map_batches(keys_of, fn_kwargs={"key": cfg.key}, batch_format="pyarrow")
+    if cfg.exact:
+        exact = keys.groupby("exact_key", num_partitions=cfg.num_partitions).map_groups(
+            pick_exact, batch_format="pyarrow"
+        )
+    else:
+        exact = keys.map_batches(
+            lambda b: b.drop_columns(["exact_key"]).append_column("exact_of", pa.nulls(len(b), pa.string())),
+            batch_format="pyarrow",
+        )
+    exact = exact.materialize()
+    near: dict[str, tuple[str, int]] = {}
+    if cfg.near:
+        bands = exact.map_batches(bands_of, fn_kwargs={"threshold": cfg.hamming_threshold}, batch_format="pyarrow")
+        edges = bands.groupby("band", num_partitions=cfg.num_partitions).map_groups(
+            bucket_edges, fn_kwargs={"threshold": cfg.hamming_threshold}, batch_format="pyarrow"
+        )
+        near = near_survivors(edges.take_all())
+    dups = exact.map_batches(dup_rows, fn_kwargs={"near": near}, batch_format="pyarrow")
+    joined = ds.join(dups, join_type="left_outer", num_partitions=cfg.num_partitions, on=("id",))
+    return joined.map_batches(apply_dups, batch_format="pyarrow")

@@ -1,0 +1,75 @@
+"""Write accepted rows to `samples/` and rejected rows to `rejects/` as Parquet in the versioned schemas.
+
+Each Ray batch becomes at most one file per table, named by a hash of its ids (same rows, same name) and
+written to a hidden temp file first, then renamed, so readers never see partial files.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from dataengine import schema
+from dataengine.ids import content_hash
+from dataengine.ops.base import StageConfig
+from dataengine.storage import join, write_parquet_atomic
+
+RESULT_SCHEMA = pa.schema([("table", pa.string()), ("file", pa.string()), ("rows", pa.int64())])
+
+
+class ExportConfig(StageConfig):
+    op: Literal["export"] = "export"
+    batch_size: int = Field(500, ge=1, description="rows per Parquet file (at most)")
+    images: Literal["embed", "reference"] = Field(
+        "embed", description="embed: normalised bytes in samples.image; reference: image_path/image_root only"
+    )
+
+
+def samples_table(rows: pa.Table, run_id: str, images: str) -> pa.Table:
+    n = len(rows)
+    path_based = pc.invert(rows.column("image_inline"))
+    cols = {name: rows.column(name) for name in rows.column_names}
+    cols["run_id"] = pa.array([run_id] * n, pa.string())
+    cols["image"] = rows.column("image_out") if images == "embed" else pa.nulls(n, pa.binary())
+    cols["image_path"] = pc.if_else(path_based, rows.column("image_path"), pa.nulls(n, pa.string()))
+    cols["image_root"] = pc.if_else(path_based, rows.column("image_root"), pa.nulls(n, pa.string()))
+    return schema.conform(pa.table(cols), schema.load("samples"))
+
+
+def rejects_table(rows: pa.Table, run_id: str) -> pa.Table:
+    n = len(rows)
+    cols = {name: rows.column(name) for name in rows.column_names}
+    cols["run_id"] = pa.array([run_id] * n, pa.string())
+    cols["image"] = pc.if_else(rows.column("image_inline"), rows.column("image"), pa.nulls(n, pa.binary()))
+    return schema.conform(pa.table(cols), schema.load("rejects"))
+
+
+def write_parts(batch: pa.Table, output: str, run_id: str, images: str) -> pa.Table:
+    """Ray Data UDF: one batch of working rows -> up to two Parquet files; returns what it wrote."""
+    rejected = pc.is_valid(batch.column("reason"))
+    results = []
+    for name, part in (
+        ("samples", samples_table(batch.filter(pc.invert(rejected)), run_id, images)),
+        ("rejects", rejects_table(batch.filter(rejected), run_id)),
+    ):
+        if len(part) == 0:
+            continue
+        digest = content_hash("\n".join(sorted(part.column("id").to_pylist())).encode(), 10)
+        file = join(output, name, f"part-{digest}.parquet")
+        write_parquet_atomic(file, part)
+        results.append({"table": name, "file": file, "rows": len(part)})
+    return pa.Table.from_pylist(results, schema=RESULT_SCHEMA)
+
+
+def export(ds: Any, cfg: ExportConfig, output: str, run_id: str) -> list[dict[str, Any]]:
+    """Run the writes on Ray and return the list of files written (table, file, rows)."""
+    written = ds.map_batches(
+        write_parts,
+        fn_kwargs={"output": output, "run_id": run_id, "images": cfg.images},
+        batch_format="pyarrow",
+        **cfg.ray_args(),
+    )
+    return sorted(written.take_all(), key=lambda r: (r["table"], r["file"]))

@@ -1,0 +1,94 @@
+"""Turning one raw annotation object into a working row (shared by the JSONL, meta and Parquet readers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dataengine.ids import sample_id
+from dataengine.records import new_row, reject
+
+STAGE = "ingest"
+
+
+def base_row(source: str, location: str, record: str | None) -> dict[str, Any]:
+    return new_row(
+        id=sample_id(source, location), source=source, source_key=location, location=location, record=record
+    )
+
+
+def fill_text(row: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+    """Copy caption or conversations from an annotation object, rejecting malformed shapes."""
+    caption, conversations = obj.get("caption"), obj.get("conversations")
+    if caption is None and conversations is None:
+        caption = obj.get("text", obj.get("txt"))
+    if caption is not None and conversations is not None:
+        return reject(row, STAGE, "ambiguous_text", "record has both caption and conversations")
+    if conversations is not None:
+        if isinstance(conversations, str):
+            try:
+                conversations = json.loads(conversations)
+            except ValueError:
+                return reject(row, STAGE, "invalid_conversation", "conversations is a string but not JSON")
+        turns = _turns(conversations)
+        if turns is None:
+            return reject(row, STAGE, "invalid_conversation", "conversations must be a list of {from, value} strings")
+        row["conversations"] = turns
+    elif caption is not None:
+        if not isinstance(caption, str):
+            return reject(row, STAGE, "invalid_caption", f"caption is {type(caption).__name__}, not a string")
+        row["caption"] = caption
+    else:
+        return reject(row, STAGE, "missing_text", "no caption or conversations")
+    return row
+
+
+def _turns(value: Any) -> list[dict[str, str]] | None:
+    if not isinstance(value, list) or not value:
+        return None
+    turns = []
+    for turn in value:
+        if not isinstance(turn, dict):
+            return None
+        who, text = turn.get("from"), turn.get("value")
+        if not isinstance(who, str) or not isinstance(text, str):
+            return None
+        turns.append({"from": who, "value": text})
+    return turns
+
+
+def original_key(obj: dict[str, Any]) -> str | None:
+    key = obj.get("id")
+    if isinstance(key, (str, int)) and not isinstance(key, bool):
+        return str(key)
+    return None
+
+
+def parse_annotation(
+    line: bytes, *, source: str, location: str, root: str
+) -> dict[str, Any]:
+    """One JSONL line -> a row (or a rejected row with the reason the line is unusable)."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = base_row(source, location, line.decode("utf-8", "backslashreplace"))
+        return reject(row, STAGE, "invalid_utf8", str(exc))
+    row = base_row(source, location, text)
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        return reject(row, STAGE, "invalid_json", str(exc)[:200])
+    if not isinstance(obj, dict):
+        return reject(row, STAGE, "invalid_record", f"line is a JSON {type(obj).__name__}, not an object")
+    key = original_key(obj)
+    if key is not None:
+        row["source_key"] = key
+    image = obj.get("image")
+    if isinstance(image, list):
+        if len(image) != 1:
+            return reject(row, STAGE, "multi_image_unsupported", f"{len(image)} images in one record")
+        image = image[0]
+    if not isinstance(image, str) or not image:
+        return reject(row, STAGE, "missing_image", "record has no image path")
+    row["image_root"], row["image_path"] = root, image
+    return fill_text(row, obj)
