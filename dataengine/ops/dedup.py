@@ -153,6 +153,9 @@ def dup_rows(batch: pa.Table, near: dict[str, tuple[str, int]]) -> pa.Table:
 
 def apply_dups(batch: pa.Table) -> pa.Table:
     """Joined rows -> working rows with dedup rejects filled in and the join columns dropped."""
+    for name in ("dup_of", "dup_reason", "dup_detail"):  # a partition with no right-side rows lacks them
+        if name not in batch.column_names:
+            batch = batch.append_column(name, pa.nulls(len(batch), pa.string()))
     is_dup = pc.is_valid(batch.column("dup_reason"))
     cols = {
         "stage": pc.if_else(is_dup, pa.scalar(STAGE), batch.column("stage")),
@@ -187,6 +190,8 @@ def dedup(ds: Any, cfg: DedupConfig) -> Any:
             bucket_edges, fn_kwargs={"threshold": cfg.hamming_threshold}, batch_format="pyarrow"
         )
         near = near_survivors(edges.take_all())
-    dups = exact.map_batches(dup_rows, fn_kwargs={"near": near}, batch_format="pyarrow")
+    dups = exact.map_batches(dup_rows, fn_kwargs={"near": near}, batch_format="pyarrow").materialize()
+    if dups.count() == 0:
+        return ds
     joined = ds.join(dups, join_type="left_outer", num_partitions=cfg.num_partitions, on=("id",))
     return joined.map_batches(apply_dups, batch_format="pyarrow")

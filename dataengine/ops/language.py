@@ -20,6 +20,13 @@ from dataengine.records import Reject
 
 DetectorFactory.seed = 0
 TAGS = re.compile(r"</?\w+>")
+WORD = re.compile(r"[A-Za-z']+")
+# Closed-class English words: frequent in any English caption, rare as whole words in other Latin languages.
+ENGLISH_FUNCTION_WORDS = frozenset(
+    "a an the of in on at with and or is are was were be been this that these those there it its his her their "
+    "to for from by into onto over under near next behind above below between while has have two three some "
+    "several many very who which what where how".split()
+)
 
 
 class LanguageConfig(StageConfig):
@@ -70,7 +77,17 @@ def detect(text: str, cjk_share: float = 0.3, short_text_letters: int = 25) -> t
     except LangDetectException:
         return "und", 0.0
     code = "zh" if best.lang.startswith("zh") else best.lang
+    if code != "en" and counts["ascii"] == letters:
+        share = english_share(text)
+        if share >= 0.15:  # langdetect misreads some short plain English (e.g. as Romanian): trust the words
+            return "en", round(share, 4)
     return code, float(best.prob)
+
+
+def english_share(text: str) -> float:
+    """Share of word tokens that are English function words."""
+    words = [w.lower() for w in WORD.findall(text)]
+    return sum(w in ENGLISH_FUNCTION_WORDS for w in words) / len(words) if words else 0.0
 
 
 class LanguageRoute(Op):

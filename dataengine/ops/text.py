@@ -43,6 +43,16 @@ DEFAULT_BOILERPLATE = [
 ]
 
 
+def _char(c: str) -> str:
+    """Controls become spaces; zero-width, bidi, BOM, surrogates and private-use characters vanish."""
+    if c in "\n\t":
+        return c
+    cat = unicodedata.category(c)
+    if cat == "Cc":
+        return " "
+    return "" if cat in ("Cf", "Cs", "Co") else c
+
+
 class TextConfig(StageConfig):
     op: Literal["text"] = "text"
     nfkc: bool = True
@@ -80,9 +90,7 @@ class TextClean(Op):
         if cfg.strip_html:
             text = HTML_TAG.sub(" ", HTML_BLOCK.sub(" ", text))
             text = html.unescape(text)
-        text = "".join(
-            c if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co") else " " for c in text
-        )
+        text = "".join(map(_char, text))
         if cfg.remove_urls:
             text = URL.sub(" ", text)
         if cfg.remove_emails:

@@ -1,0 +1,53 @@
+"""The console commands, in process against the session's local Ray: run, runs, inspect, and clear errors."""
+
+from __future__ import annotations
+
+import re
+
+from click.testing import CliRunner
+from conftest import encode, textured, write_jsonl
+
+from dataengine.cli import main
+
+
+def invoke(storage, *args):
+    return CliRunner().invoke(main, ["--storage", str(storage), *args], catch_exceptions=False)
+
+
+def test_run_runs_inspect(ray_local, tmp_path):
+    data = tmp_path / "data"
+    (data / "img").mkdir(parents=True)
+    recs = []
+    for i in range(3):
+        (data / "img" / f"{i}.png").write_bytes(encode(textured(200 + i), "PNG"))
+        recs.append({"image": f"img/{i}.png", "caption": f"An abstract colourful texture, sample number {i}."})
+    recs.append({"image": "img/missing.png", "caption": "A caption for a file that is not there."})
+    write_jsonl(data / "a.jsonl", recs)
+    storage = tmp_path / "storage"
+
+    res = invoke(storage, "run", "clean", "--input", str(data), "--set", "ray.progress=false")
+    assert res.exit_code == 0, res.output
+    assert "accepted 3" in res.output and "missing_file" in res.output and "accounting OK" in res.output
+    run_id = re.search(r"run (\S+) \(complete\)", res.output).group(1)
+
+    listing = invoke(storage, "runs")
+    assert run_id[:20] in listing.output and "complete" in listing.output
+
+    shown = invoke(storage, "inspect", run_id)
+    assert shown.exit_code == 0
+    assert "inputs 4  accepted 3  rejected 1" in shown.output and "missing_file" in shown.output
+    assert "op: dedup" in shown.output  # the run's config
+
+
+def test_errors_are_clear_not_tracebacks(tmp_path):
+    res = invoke(tmp_path, "run", "clean", "--input", str(tmp_path), "--set", "stages.image.min_sid=3")
+    assert res.exit_code == 1 and "stages.1.image.min_sid" in res.output
+    res = invoke(tmp_path, "run", "no-such-pipeline")
+    assert res.exit_code == 1 and "available:" in res.output
+    res = invoke(tmp_path, "inspect", "nope")
+    assert res.exit_code == 1 and "no run 'nope'" in res.output
+
+
+def test_missing_input_is_a_clear_error(ray_local, tmp_path):
+    res = invoke(tmp_path, "run", "clean", "--input", str(tmp_path / "absent"))
+    assert res.exit_code == 1 and "input not found" in res.output

@@ -1,0 +1,178 @@
+"""Every reader: records, stable ids, and a reject (never a crash) for every malformed input."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import encode, textured, write_jsonl
+
+from dataengine.readers import plan_tasks, read_task
+
+
+def read_all(input_uri, fmt="auto", max_record_bytes=1 << 20):
+    rows = []
+    for task in plan_tasks(str(input_uri), fmt):
+        rows.extend(read_task(task, max_record_bytes=max_record_bytes))
+    return rows
+
+
+def test_jsonl_captions_conversations_and_stable_ids(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [
+        {"id": "orig-1", "image": "img/1.jpg", "caption": "a cat"},
+        {"image": "img/2.jpg", "conversations": [{"from": "human", "value": "<image>\nWhat?"},
+                                                 {"from": "gpt", "value": "A dog."}]},
+    ])
+    rows = read_all(tmp_path / "a.jsonl")
+    assert [r["reason"] for r in rows] == [None, None]
+    assert rows[0]["source_key"] == "orig-1" and rows[0]["location"] == "a.jsonl:1"
+    assert rows[1]["source_key"] == "a.jsonl:2" and rows[1]["conversations"][1]["value"] == "A dog."
+    assert rows[0]["image_root"] == str(tmp_path) and rows[0]["image_path"] == "img/1.jpg"
+    assert [r["id"] for r in read_all(tmp_path / "a.jsonl")] == [r["id"] for r in rows]
+    assert len({r["id"] for r in rows}) == 2
+
+
+def test_jsonl_duplicate_original_ids_still_get_distinct_ids(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [{"id": 7, "image": "a.jpg", "caption": "x"}] * 3)
+    rows = read_all(tmp_path / "a.jsonl")
+    assert len({r["id"] for r in rows}) == 3 and {r["source_key"] for r in rows} == {"7"}
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"image": "a.jpg", "caption": ', "invalid_json"),
+        (b'{"image": "a.jpg", "caption": "caf\xff\xfe"}', "invalid_utf8"),
+        (b'["not", "an", "object"]', "invalid_record"),
+        (b'{"caption": "no image"}', "missing_image"),
+        (b'{"image": ["a.jpg", "b.jpg"], "caption": "two"}', "multi_image_unsupported"),
+        (b'{"image": "a.jpg"}', "missing_text"),
+        (b'{"image": "a.jpg", "caption": 42}', "invalid_caption"),
+        (b'{"image": "a.jpg", "conversations": [{"from": "human"}]}', "invalid_conversation"),
+        (b'{"image": "a.jpg", "conversations": "not json"}', "invalid_conversation"),
+        (b'{"image": "a.jpg", "caption": "x", "conversations": []}', "ambiguous_text"),
+    ],
+)
+def test_jsonl_bad_lines_are_rejected_with_reason(tmp_path, line, reason):
+    write_jsonl(tmp_path / "a.jsonl", [line])
+    (row,) = read_all(tmp_path / "a.jsonl")
+    assert (row["stage"], row["reason"]) == ("ingest", reason)
+    assert row["record"]  # the original line is kept for the rejects table
+
+
+def test_jsonl_oversized_line_and_blank_lines(tmp_path):
+    big = json.dumps({"image": "a.jpg", "caption": "x" * 5000}).encode()
+    write_jsonl(tmp_path / "a.jsonl", [b"", big, b"   ", {"image": "a.jpg", "caption": "ok"}])
+    rows = read_all(tmp_path / "a.jsonl", max_record_bytes=1000)
+    assert [r["reason"] for r in rows] == ["record_too_large", None]
+    assert [r["location"] for r in rows] == ["a.jsonl:2", "a.jsonl:4"]
+
+
+def test_jsonl_without_trailing_newline_and_crlf(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b'{"image": "a.jpg", "caption": "one"}\r\n{"image": "b.jpg", "caption": "two"}')
+    rows = read_all(tmp_path / "a.jsonl")
+    assert [r["caption"] for r in rows] == ["one", "two"]
+
+
+def test_meta_json_entries_roots_and_errors(tmp_path):
+    (tmp_path / "ann").mkdir()
+    write_jsonl(tmp_path / "ann" / "a.jsonl", [{"image": "x.jpg", "caption": "hello"}])
+    meta = {
+        "set_a": {"root": "imgs", "annotation": "ann/a.jsonl", "repeat_time": 1},
+        "set_missing": {"root": "imgs", "annotation": "ann/nope.jsonl"},
+        "set_bad": {"root": "imgs"},
+    }
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    rows = read_all(tmp_path)  # directory: ann/a.jsonl is read once, through the meta
+    by_source = {r["source"]: r for r in rows}
+    assert len(rows) == 3
+    assert by_source["set_a"]["reason"] is None and by_source["set_a"]["image_root"] == str(tmp_path / "imgs")
+    assert by_source["set_missing"]["reason"] == "missing_annotation"
+    assert by_source["set_bad"]["reason"] == "invalid_meta"
+
+
+def test_broken_meta_json_is_one_reject(tmp_path):
+    (tmp_path / "meta.json").write_text("{not json")
+    (row,) = read_all(tmp_path / "meta.json")
+    assert row["reason"] == "invalid_meta"
+
+
+def test_parquet_bytes_and_hf_struct_images(tmp_path):
+    img = encode(textured(1))
+    table = pa.table({
+        "id": ["p0", "p1", "p2"],
+        "image": [{"bytes": img, "path": "x.jpg"}, {"bytes": img, "path": None}, {"bytes": None, "path": "y"}],
+        "caption": ["first", "second", "third"],
+    })
+    pq.write_table(table, tmp_path / "d.parquet")
+    rows = read_all(tmp_path / "d.parquet")
+    assert [r["reason"] for r in rows] == [None, None, "missing_image"]
+    assert rows[0]["image"] == img and rows[0]["image_inline"] and rows[0]["source_key"] == "p0"
+    assert rows[1]["location"] == "d.parquet:1"
+    assert "image" not in json.loads(rows[0]["record"])
+
+
+def test_parquet_conversations_column(tmp_path):
+    conv = [{"from": "human", "value": "<image>\nQ?"}, {"from": "gpt", "value": "A."}]
+    pq.write_table(pa.table({"jpg": [encode(textured(2))], "conversations": [conv]}), tmp_path / "c.parquet")
+    (row,) = read_all(tmp_path / "c.parquet")
+    assert row["reason"] is None and row["conversations"] == conv
+
+
+def test_corrupt_parquet_is_rejected_not_raised(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
+    (row,) = read_all(tmp_path / "bad.parquet")
+    assert row["reason"] == "unreadable_file"
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_webdataset_groups_members_by_key(tmp_path):
+    img = encode(textured(3))
+    _tar(tmp_path / "s.tar", [
+        ("000.jpg", img), ("000.txt", b"a caption"),
+        ("001.png", encode(textured(4), "PNG")), ("001.json", json.dumps({"caption": "json caption", "id": "k1"}).encode()),
+        ("002.txt", b"text without image"),
+        ("003.jpg", img),
+        ("dir/004.webp", img), ("dir/004.txt", b"nested"),
+        ("000.jpg", img), ("000.txt", b"repeated key"),
+    ])
+    rows = read_all(tmp_path / "s.tar")
+    assert [r["reason"] for r in rows] == [None, None, "missing_image", "missing_text", None, None]
+    assert rows[1]["source_key"] == "k1" and rows[1]["caption"] == "json caption"
+    assert rows[4]["location"] == "s.tar:dir/004"
+    assert rows[5]["location"] == "s.tar:000#1"
+    assert len({r["id"] for r in rows}) == 6
+
+
+def test_truncated_tar_keeps_what_it_read_and_rejects_the_rest(tmp_path):
+    img = encode(textured(5))
+    _tar(tmp_path / "s.tar", [("a.jpg", img), ("a.txt", b"first"), ("b.jpg", img), ("b.txt", b"second")])
+    data = (tmp_path / "s.tar").read_bytes()
+    (tmp_path / "s.tar").write_bytes(data[: len(data) // 2 + 100])
+    rows = read_all(tmp_path / "s.tar")
+    assert rows[0]["reason"] is None
+    assert rows[-1]["reason"] == "unreadable_shard"
+
+
+def test_directory_discovery_mixes_formats(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [{"image": "x.jpg", "caption": "hello"}])
+    pq.write_table(pa.table({"image": [encode(textured(6))], "caption": ["c"]}), tmp_path / "b.parquet")
+    (tmp_path / "notes.txt").write_text("ignored")
+    kinds = sorted(t["kind"] for t in plan_tasks(str(tmp_path)))
+    assert kinds == ["jsonl", "parquet"]
+
+
+def test_missing_input_raises_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="input not found"):
+        plan_tasks(str(tmp_path / "nope"))

@@ -1,0 +1,186 @@
+"""End-to-end runs on local Ray: schemas, atomic export, manifest, accounting, and a hostile-input suite."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from conftest import bomb_png, encode, textured, write_jsonl
+
+from dataengine import accounting, manifest, pipeline, runner, schema
+from dataengine.storage import write_parquet_atomic
+
+GOOD = [
+    "A textured abstract pattern in warm colours, number {i}.",
+    "抽象的彩色纹理图案，编号{i}。",
+]
+
+
+def spec(**over):
+    raw = {
+        "name": "t", "ray": {"progress": False},
+        "stages": [{"op": "resolve"}, {"op": "image"}, {"op": "text"}, {"op": "language"},
+                   {"op": "dedup", "num_partitions": 2}, {"op": "export", "batch_size": 4}],
+    }
+    raw.update(over)
+    return pipeline.parse(raw)
+
+
+def make_dataset(root, n_good=6):
+    (root / "img").mkdir(parents=True)
+    recs = []
+    for i in range(n_good):
+        (root / "img" / f"{i}.jpg").write_bytes(encode(textured(100 + i, (320, 240))))
+        recs.append({"id": f"g{i}", "image": f"img/{i}.jpg", "caption": GOOD[i % 2].format(i=i)})
+    return recs
+
+
+def run(tmp_path, recs, sp=None):
+    write_jsonl(tmp_path / "data" / "ann.jsonl", recs)
+    return runner.run(sp or spec(), input_uri=str(tmp_path / "data"), storage=str(tmp_path / "storage"))
+
+
+def outputs(record):
+    s = pl.read_parquet(record["files"]["samples"]) if record["files"]["samples"] else pl.DataFrame()
+    r = pl.read_parquet(record["files"]["rejects"]) if record["files"]["rejects"] else pl.DataFrame()
+    return s, r
+
+
+def test_clean_run_writes_schemas_manifest_and_balances(ray_local, tmp_path):
+    recs = make_dataset(tmp_path / "data")
+    recs.append({"image": "img/0.jpg", "caption": GOOD[0].format(i=0)})  # exact duplicate record
+    record = run(tmp_path, recs)
+    assert record["status"] == "complete" and record["accounting"]["ok"]
+    assert record["accounting"]["inputs"] == 7
+    for f in record["files"]["samples"]:
+        assert pq.read_schema(f) == schema.load("samples")
+    for f in record["files"]["rejects"]:
+        assert pq.read_schema(f) == schema.load("rejects")
+    samples, rejects = outputs(record)
+    assert samples.height == 6 and rejects.height == 1
+    assert rejects.row(0, named=True)["reason"] == "duplicate_exact"
+    assert set(samples["language"]) == {"en", "zh"}
+    out = record["output"]
+    assert out.startswith(str(tmp_path / "storage" / "runs"))
+    assert not [f for _, _, fs in os.walk(out) for f in fs if f.endswith(".tmp")]
+    assert not os.path.exists(os.path.join(out, "_work"))
+    assert manifest.load(record["run_id"], str(tmp_path / "storage"))["status"] == "complete"
+
+
+def test_same_input_same_ids_across_runs(ray_local, tmp_path):
+    recs = make_dataset(tmp_path / "data", 3)
+    first, second = run(tmp_path, recs), run(tmp_path, recs)
+    ids = [sorted(outputs(r)[0]["id"]) for r in (first, second)]
+    assert ids[0] == ids[1] and first["run_id"] != second["run_id"]
+
+
+def test_output_uri_and_refusing_to_overwrite(ray_local, tmp_path):
+    recs = make_dataset(tmp_path / "data", 2)
+    write_jsonl(tmp_path / "data" / "ann.jsonl", recs)
+    out = str(tmp_path / "export")
+    sp = spec()
+    record = runner.run(sp, input_uri=str(tmp_path / "data"), output_uri=out, storage=str(tmp_path / "s"))
+    assert os.path.exists(os.path.join(out, "manifest.json")) and record["output"] == out
+    with pytest.raises(FileExistsError):
+        runner.run(sp, input_uri=str(tmp_path / "data"), output_uri=out, storage=str(tmp_path / "s"))
+    sp2 = spec(output={"overwrite": True})
+    assert runner.run(sp2, input_uri=str(tmp_path / "data"), output_uri=out, storage=str(tmp_path / "s"))[
+        "accounting"]["ok"]
+
+
+def test_killed_run_debris_is_cleared_on_rerun(ray_local, tmp_path):
+    recs = make_dataset(tmp_path / "data", 2)
+    out = tmp_path / "export"
+    (out / "samples").mkdir(parents=True)
+    (out / "samples" / "part-stale.parquet").write_bytes(b"partial")
+    (out / "samples" / ".part-x.parquet.123.tmp").write_bytes(b"partial")
+    write_jsonl(tmp_path / "data" / "ann.jsonl", recs)
+    record = runner.run(spec(), input_uri=str(tmp_path / "data"), output_uri=str(out), storage=str(tmp_path / "s"))
+    assert sorted(os.listdir(out / "samples")) == sorted(os.path.basename(f) for f in record["files"]["samples"])
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    import fsspec.implementations.local
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    from dataengine import storage
+
+    class FailingRename(fsspec.implementations.local.LocalFileSystem):
+        def mv(self, *args, **kwargs):
+            raise OSError("disk gone during rename")
+
+    failing = pafs.PyFileSystem(pafs.FSSpecHandler(FailingRename()))
+    monkeypatch.setattr(storage, "resolve", lambda uri: (failing, uri))
+    with pytest.raises(OSError, match="disk gone"):
+        write_parquet_atomic(str(tmp_path / "x.parquet"), pa.table({"a": [1]}))
+    assert not (tmp_path / "x.parquet").exists()  # readers never see a partial file
+
+
+def test_accounting_detects_missing_and_duplicates(tmp_path):
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"id": ["a", "b", "c"]}), tmp_path / "in.parquet")
+    (tmp_path / "in").mkdir()
+    os.rename(tmp_path / "in.parquet", tmp_path / "in" / "p.parquet")
+    pq.write_table(pa.table({"id": ["a", "b"]}), tmp_path / "s.parquet")
+    pq.write_table(pa.table({"id": ["b"]}), tmp_path / "r.parquet")
+    check = accounting.check(str(tmp_path / "in"), [str(tmp_path / "s.parquet")], [str(tmp_path / "r.parquet")])
+    assert not check["ok"] and check["missing"] == 1 and check["ids_in_both_or_twice"] == 1
+
+
+def test_hostile_inputs_never_crash_and_every_record_is_accounted(ray_local, tmp_path):
+    data = tmp_path / "data"
+    recs = make_dataset(data, 2)
+    img = data / "img"
+    jpeg = encode(textured(7, (640, 480)))
+    (img / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (img / "zero.jpg").write_bytes(b"")
+    (img / "text.jpg").write_bytes(b"<html>not an image</html>")
+    (img / "bomb.png").write_bytes(bomb_png())
+    (img / "random.png").write_bytes(os.urandom(4096))
+    (img / "pngsig.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    cap = "A perfectly reasonable English caption for this picture."
+    expected = {
+        "truncated": ("image", "decode_error"), "zero": ("resolve", "empty_file"),
+        "text": ("image", "not_an_image"), "bomb": ("image", "too_many_pixels"),
+        "random": ("image", "not_an_image"), "pngsig": ("image", "not_an_image"),
+        "traversal": ("resolve", "path_outside_root"), "absolute": ("resolve", "path_outside_root"),
+        "missing": ("resolve", "missing_file"), "dir": ("resolve", "not_a_file"),
+        "huge": ("text", "caption_too_long"), "nontext": ("ingest", "invalid_caption"),
+        "weird_id": ("ingest", "missing_image"),
+    }
+    recs += [
+        {"id": "truncated", "image": "img/truncated.jpg", "caption": cap},
+        {"id": "zero", "image": "img/zero.jpg", "caption": cap},
+        {"id": "text", "image": "img/text.jpg", "caption": cap},
+        {"id": "bomb", "image": "img/bomb.png", "caption": cap},
+        {"id": "random", "image": "img/random.png", "caption": cap},
+        {"id": "pngsig", "image": "img/pngsig.png", "caption": cap},
+        {"id": "traversal", "image": "../../../../etc/passwd", "caption": cap},
+        {"id": "absolute", "image": "/etc/hostname", "caption": cap},
+        {"id": "missing", "image": "img/nope.jpg", "caption": cap},
+        {"id": "dir", "image": "img", "caption": cap},
+        {"id": "huge", "image": "img/0.jpg", "caption": "long " * 200_000},
+        {"id": "nontext", "image": "img/0.jpg", "caption": {"nested": True}},
+        {"id": "weird_id", "image": None, "caption": cap},
+        b'{"id": "broken", "image": "img/0.jpg", "caption": "unterminated',
+        b'{"id": "latin1", "image": "img/0.jpg", "caption": "caf\xe9 cr\xe8me"}',
+        b"\x00\x01\x02 binary junk \xff",
+        json.dumps({"id": "toolong", "image": "img/0.jpg", "caption": "x" * 3_000_000}).encode(),
+    ]
+    sp = spec(input={"max_record_bytes": 2_000_000})
+    record = run(tmp_path, recs, sp)
+    acc = record["accounting"]
+    assert acc["ok"] and acc["inputs"] == len(recs) == acc["accepted"] + acc["rejected"]
+    samples, rejects = outputs(record)
+    assert samples.height == 2
+    got = {r["source_key"]: (r["stage"], r["reason"]) for r in rejects.iter_rows(named=True)}
+    for key, want in expected.items():
+        assert got[key] == want, key
+    reasons = rejects["reason"].to_list()
+    assert reasons.count("invalid_json") == 2 and "invalid_utf8" in reasons and "record_too_large" in reasons
+    assert rejects.filter(pl.col("reason") == "invalid_utf8")["record"][0].startswith('{"id": "latin1"')
