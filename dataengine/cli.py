@@ -79,6 +79,31 @@ def sample_data_cmd(ctx: click.Context, out: str | None, scale: int, rebuild: bo
     sample_data.ensure(target, scale=scale, rebuild=rebuild, console=console)
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks (figures go to BENCHMARKS.md)."""
+
+
+@bench.command("clean")
+@click.option("--scale", default=5000, type=int, help="scaled sample dataset size to build and use")
+@click.option("--data", default=None, help="use this dataset instead of the scaled sample")
+@click.option("--num-cpus", default=None, type=int, help="CPUs for the local Ray (default: all)")
+@click.pass_context
+def bench_clean_cmd(ctx: click.Context, scale: int, data: str | None, num_cpus: int | None) -> None:
+    """Samples/s and peak memory of pipelines/clean.yaml on the scaled sample dataset."""
+    from dataengine import sample_data
+    from dataengine.bench import bench_clean
+
+    if data is None:
+        data = sample_data.ensure(join(ctx.obj["storage"], "datasets", f"demo-x{scale}"), scale=scale,
+                                  console=console)
+    result = bench_clean(data, ctx.obj["storage"], num_cpus)
+    table = Table("metric", "value", title="bench clean")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
 @main.command()
 @click.pass_context
 def runs(ctx: click.Context) -> None:

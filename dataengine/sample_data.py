@@ -175,6 +175,11 @@ def money(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+def yuan(amount: object) -> str:
+    """A price as rendered and captioned (Pillow's fallback font has no ¥ sign)."""
+    return f"¥{amount}" if CJK else f"RMB {amount}"
+
+
 def header(img: Image.Image, title: str, subtitle: str, s: int, color: str = "#222222") -> ImageDraw.ImageDraw:
     draw = ImageDraw.Draw(img)
     draw.text((img.width / 2, s * 1.7), title, font=font(int(s * 1.5)), fill=color, anchor="mm")
@@ -371,18 +376,18 @@ def receipt(rng: random.Random, size: tuple[int, int], variant: int) -> Doc:
         draw.text((right, y), money(amounts[line]), font=font(s), fill="#111", anchor="ra")
         y += s * 1.9
     draw.text((left, y + s * 0.5), bi(("合计", "TOTAL")), font=font(int(s * 1.3)), fill="#111")
-    draw.text((right, y + s * 0.5), f"¥{money(total)}", font=font(int(s * 1.3)), fill="#111", anchor="ra")
+    draw.text((right, y + s * 0.5), f"{yuan(money(total))}", font=font(int(s * 1.3)), fill="#111", anchor="ra")
     draw.text((w / 2, y + s * 3.6), bi(("谢谢惠顾", "Thank you!")), font=font(int(s * 0.9)), fill="#666", anchor="mm")
-    lines_en = "; ".join(f"{n}{f' ({it[1]})' if CJK else ''} x{q} ¥{money(a)}"
+    lines_en = "; ".join(f"{n}{f' ({it[1]})' if CJK else ''} x{q} {yuan(money(a))}"
                          for n, it, q, a in zip(names, items, qty, amounts, strict=True))
     en = (f"A shop receipt from {named(store)} dated {date}, listing {len(items)} items: {lines_en}. "
-          f"The total is ¥{money(total)}.")
+          f"The total is {yuan(money(total))}.")
     zh = (f"一张{store[0] if CJK else store[1]}的购物小票，时间为{date}，共{len(items)}项商品："
-          + "；".join(f"{n}×{q}，¥{money(a)}" for n, q, a in zip(names, qty, amounts, strict=True))
-          + f"。合计¥{money(total)}。")
+          + "；".join(f"{n}×{q}，{yuan(money(a))}" for n, q, a in zip(names, qty, amounts, strict=True))
+          + f"。合计{yuan(money(total))}。")
     return img, {"en": en, "zh": zh,
-                 "qa_en": ("What is the total on this receipt?", f"The total is ¥{money(total)} for {len(items)} items."),
-                 "qa_zh": ("这张小票的合计金额是多少？", f"合计¥{money(total)}，共{len(items)}项商品。")}
+                 "qa_en": ("What is the total on this receipt?", f"The total is {yuan(money(total))} for {len(items)} items."),
+                 "qa_zh": ("这张小票的合计金额是多少？", f"合计{yuan(money(total))}，共{len(items)}项商品。")}
 
 
 STATIONS = [("人民广场", "People's Square"), ("南京东路", "East Nanjing Road"), ("陆家嘴", "Lujiazui"),
@@ -402,7 +407,7 @@ def metro_sign(rng: random.Random, size: tuple[int, int], variant: int) -> Doc:
     draw.text((s * 2.6, s * 5.6), f"{line}号线" if CJK else f"Line {line}", font=font(int(s * 0.8)), fill=fg, anchor="mm")
     if CJK:
         draw.text((s * 6, s * 2.9), here[0], font=font(int(s * 2.4)), fill=fg, anchor="lm")
-    draw.text((s * 6, s * (5.2 if CJK else 3.6)), here[1], font=font(int(s * (1.0 if CJK else 1.6))), fill=sub, anchor="lm")
+    draw.text((s * 6, s * (5.2 if CJK else 3.6)), here[1], font=font(int(s * (1.0 if CJK else 1.2))), fill=sub, anchor="lm")
     draw.text((w - s, s * 1.5), bi(("下一站", "Next stop")), font=font(int(s * 0.75)), fill=sub, anchor="rm")
     draw.text((w - s, s * 3.0), nxt[0] if CJK else nxt[1], font=font(int(s * 1.3)), fill=fg, anchor="rm")
     if CJK:
@@ -498,8 +503,8 @@ def notice(rng: random.Random, size: tuple[int, int], variant: int) -> Doc:
                 "给您带来不便，敬请谅解。"]
         sign, title = ["物业服务中心", f"{m}月{d - 2}日"], tz
     else:
-        body = ["Dear residents,", f"Due to {ren}, Building {b}", f"will have no {sen} on {MONTHS[m - 1]} {d}",
-                f"from {t1} to {t2}.", "Sorry for the inconvenience."]
+        body = ["Dear residents,", f"Due to {ren},", f"Building {b} will have no {sen}",
+                f"on {MONTHS[m - 1]} {d}, {t1} to {t2}.", "Sorry for the inconvenience."]
         sign, title = ["Property Management Office", f"{MONTHS[m - 1]} {d - 2}"], te
     (w, h), s = size, size[0] // 20
     img = Image.new("RGB", size, "#fffef6")
@@ -507,13 +512,14 @@ def notice(rng: random.Random, size: tuple[int, int], variant: int) -> Doc:
     draw.text((w / 2, s * 2.5), title, font=font(int(s * 2)), fill="#c62828", anchor="mm")
     draw.line((s * 1.5, s * 4.3, w - s * 1.5, s * 4.3), fill="#c62828", width=max(2, s // 8))
     for i, text in enumerate(body):
-        draw.text((s * 1.5 + (0 if i == 0 else s * 1.2), s * (6 + i * 2.2)), text, font=font(int(s * 1.15)), fill="#222")
+        draw.text((s * 1.5 + (0 if i == 0 else s * 1.2), s * (6 + i * 2.2)), text, font=font(int(s * (1.15 if CJK else 0.95))), fill="#222")
     y = s * (8 + len(body) * 2.2)
     for i, text in enumerate(sign):
         draw.text((w - s * 2, y + i * s * 1.8), text, font=font(int(s * 1.05)), fill="#222", anchor="ra")
     half = draw.textlength(sign[0], font=font(int(s * 1.05))) / 2
     cx, r = w - s * 2 - half, max(half + s * 0.3, s * 2.4)
-    draw.ellipse((cx - r, y + s * 1.2 - r, cx + r, y + s * 1.2 + r), outline="#d32f2f", width=max(3, s // 7))
+    if CJK:  # a red seal over the signature
+        draw.ellipse((cx - r, y + s * 1.2 - r, cx + r, y + s * 1.2 + r), outline="#d32f2f", width=max(3, s // 7))
     when_en = f"on {MONTHS[m - 1]} {d} from {t1} to {t2}"
     en = (f'A notice in Chinese titled "{tz}" ({te}) from the property management office (物业服务中心): because of '
           f"{ren}, Building {b} will have no {sen} {when_en}; residents are asked to prepare. It is dated {m}月{d - 2}日."
@@ -545,19 +551,19 @@ def menu(rng: random.Random, size: tuple[int, int], variant: int) -> Doc:
         if CJK:
             draw.text((s * 1.5, y + s * 1.35), dish[1], font=font(int(s * 0.7)), fill="#777")
         end = s * 1.5 + draw.textlength(label, font=font(int(s * 1.1)))
-        price = f"¥{p}"
+        price = f"{yuan(p)}"
         start = w - s * 1.5 - draw.textlength(price, font=font(int(s * 1.1)))
         for x in np.arange(end + s * 0.6, start - s * 0.4, s * 0.45):
             draw.ellipse((x - 1.5, y + s * 0.8 - 1.5, x + 1.5, y + s * 0.8 + 1.5), fill="#b8a88a")
         draw.text((w - s * 1.5, y), price, font=font(int(s * 1.1)), fill="#8b1e1e", anchor="ra")
     top, low, k = prices.index(max(prices)), prices.index(min(prices)), rng.randrange(n)
     en = (f"A menu from {named(shop)} listing {n} dishes: " + "; ".join(
-        f"{named(d)} ¥{p}" for d, p in zip(dishes, prices, strict=True))
-          + f". The most expensive is {dishes[top][1]} at ¥{prices[top]} and the cheapest is {dishes[low][1]} at ¥{prices[low]}.")
-    zh = (f"{shop[0]}的菜单，共{n}道菜品：" + "，".join(f"{d[0]}¥{p}" for d, p in zip(dishes, prices, strict=True))
-          + f"。最贵的是{dishes[top][0]}（¥{prices[top]}），最便宜的是{dishes[low][0]}（¥{prices[low]}）。")
-    return img, {"en": en, "zh": zh, "qa_en": (f"How much does the {dishes[k][1]} cost?", f"¥{prices[k]}."),
-                 "qa_zh": ("菜单上最贵的是哪道菜？多少钱？", f"{dishes[top][0]}，¥{prices[top]}。")}
+        f"{named(d)} {yuan(p)}" for d, p in zip(dishes, prices, strict=True))
+          + f". The most expensive is {dishes[top][1]} at {yuan(prices[top])} and the cheapest is {dishes[low][1]} at {yuan(prices[low])}.")
+    zh = (f"{shop[0]}的菜单，共{n}道菜品：" + "，".join(f"{d[0]}{yuan(p)}" for d, p in zip(dishes, prices, strict=True))
+          + f"。最贵的是{dishes[top][0]}（{yuan(prices[top])}），最便宜的是{dishes[low][0]}（{yuan(prices[low])}）。")
+    return img, {"en": en, "zh": zh, "qa_en": (f"How much does the {dishes[k][1]} cost?", f"{yuan(prices[k])}."),
+                 "qa_zh": ("菜单上最贵的是哪道菜？多少钱？", f"{dishes[top][0]}，{yuan(prices[top])}。")}
 
 
 DESTINATIONS = [("杭州东", "Hangzhou East"), ("南京南", "Nanjing South"), ("苏州", "Suzhou"), ("北京南", "Beijing South"),
