@@ -64,7 +64,11 @@ def new_row(**values: Any) -> dict[str, Any]:
 
 
 def reject(row: dict[str, Any], stage: str, reason: str, detail: str = "") -> dict[str, Any]:
+    """Mark a row rejected and drop bytes the rejects table will not keep (it keeps inline originals only)."""
     row["stage"], row["reason"], row["detail"] = stage, reason, (detail or None)
+    row["image_out"] = None
+    if not row.get("image_inline"):
+        row["image"] = None
     return row
 
 

@@ -104,4 +104,6 @@ class ImageCheck(Op):
             pixel_hash=content_hash(f"{w}x{h}:".encode() + rgb.tobytes()),
             phash=str(imagehash.phash(rgb)),
         )
+        if not row["image_inline"]:
+            row["image"] = None  # the file stays at its path; only the normalised bytes travel on
         return row
