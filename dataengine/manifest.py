@@ -30,7 +30,7 @@ def started(run_id: str, spec: PipelineSpec, input_uri: str, output: str, t0: fl
 
 
 def finished(record: dict[str, Any], files: list[dict[str, Any]], check: dict[str, Any], wall_s: float,
-             ray_version: str) -> dict[str, Any]:
+             ray_version: str, tile_index: str | None = None) -> dict[str, Any]:
     return {
         **record,
         "status": "complete",
@@ -38,7 +38,8 @@ def finished(record: dict[str, Any], files: list[dict[str, Any]], check: dict[st
         "ray_version": ray_version,
         "files": {t: [f["file"] for f in files if f["table"] == t] for t in ("samples", "rejects")},
         "accounting": check,
-        "schemas": {"samples": "samples.v1", "rejects": "rejects.v1"},
+        "tile_index": tile_index,
+        "schemas": {"samples": "samples.v2", "rejects": "rejects.v1", "tiles": "tiles.v1"},
     }
 
 

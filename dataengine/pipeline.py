@@ -15,15 +15,16 @@ from dataengine.ops.image import ImageConfig
 from dataengine.ops.language import LanguageConfig
 from dataengine.ops.resolve import ResolveConfig
 from dataengine.ops.text import TextConfig
+from dataengine.ops.tile import TileConfig
 from dataengine.storage import PROJECT_ROOT
 
 PIPELINE_DIR = PROJECT_ROOT / "pipelines"
 Stage = Annotated[
-    ResolveConfig | ImageConfig | TextConfig | LanguageConfig | DedupConfig | ExportConfig,
+    ResolveConfig | ImageConfig | TextConfig | LanguageConfig | DedupConfig | TileConfig | ExportConfig,
     Field(discriminator="op"),
 ]
 # an op may only run after the ops whose columns it reads
-NEEDS = {"image": {"resolve"}, "language": {"text"}, "dedup": {"image"}}
+NEEDS = {"image": {"resolve"}, "language": {"text"}, "dedup": {"image"}, "tile": {"image"}, "export": {"image"}}
 
 
 class PipelineError(ValueError):
@@ -67,6 +68,8 @@ class PipelineSpec(Strict):
             missing = NEEDS.get(op, set()) - set(ops[:i])
             if missing:
                 raise ValueError(f"stages[{i}] ({op}) needs {sorted(missing)} before it")
+        if "dedup" in ops and "tile" in ops and ops.index("tile") < ops.index("dedup"):
+            raise ValueError("stages: 'tile' must come after 'dedup' (only surviving samples are tiled)")
         if "dedup" in ops and self.stage("dedup").key == "image+text" and "text" not in ops[: ops.index("dedup")]:
             raise ValueError("stages: dedup with key image+text needs the 'text' stage before it")
         return self

@@ -34,6 +34,10 @@ WORK_SCHEMA = pa.schema(
         ("language", pa.string()),
         ("language_score", pa.float32()),
         ("text_key", pa.string()),
+        ("grid_cols", pa.int32()),  # set by the tile stage
+        ("grid_rows", pa.int32()),
+        ("num_tiles", pa.int32()),
+        ("tile_shard", pa.string()),
         ("stage", pa.string()),  # set when rejected
         ("reason", pa.string()),
         ("detail", pa.string()),

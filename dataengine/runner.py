@@ -21,6 +21,7 @@ from dataengine.ops import ROW_OPS
 from dataengine.ops.base import OpBatches
 from dataengine.ops.dedup import dedup
 from dataengine.ops.export import export
+from dataengine.ops.tile import TileShards, write_index
 from dataengine.pipeline import PipelineSpec
 from dataengine.readers import ReadTasks, plan_tasks
 from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join
@@ -59,7 +60,34 @@ def init_ray(spec: PipelineSpec, address: str | None) -> None:
     ctx.print_on_execution_start = spec.ray.progress
 
 
-def build_plan(spec: PipelineSpec, input_uri: str) -> Any:
+def split_stages(spec: PipelineSpec) -> tuple[list[Any], list[Any]]:
+    """Row ops that stream before the inputs are materialised, and the stages after dedup (tile...)."""
+    ops = [s.op for s in spec.stages]
+    cut = ops.index("dedup") if "dedup" in ops else min(i for i, op in enumerate(ops) if op not in ROW_OPS)
+    pre = [s for s in spec.stages[:cut] if s.op in ROW_OPS]
+    post = [s for s in spec.stages[cut:] if s.op not in ("dedup", "export")]
+    return pre, post
+
+
+def map_stage(ds: Any, stage: Any, output: str) -> Any:
+    """One stage as a Ray Data map_batches, as tasks or an actor pool as the stage declares."""
+    config = stage.model_dump()
+    if stage.op == "tile":
+        cls, args = TileShards, (config, output)
+    else:
+        cls, args = OpBatches, (ROW_OPS[stage.op], config)
+    if stage.compute.kind == "actors":
+        return ds.map_batches(cls, fn_constructor_args=args, batch_format="pyarrow", **stage.ray_args())
+    fn = partial(_apply_tile, config=config, output=output) if stage.op == "tile" else partial(
+        _apply, op_name=stage.op, config=config)
+    return ds.map_batches(fn, batch_format="pyarrow", **stage.ray_args())
+
+
+def _apply_tile(batch: pa.Table, config: dict[str, Any], output: str) -> pa.Table:
+    return TileShards(config, output)(batch)
+
+
+def build_plan(spec: PipelineSpec, input_uri: str, output: str) -> Any:
     """The streaming part of the plan: read + row ops, lazily (nothing runs until consumed)."""
     import ray
 
@@ -68,16 +96,8 @@ def build_plan(spec: PipelineSpec, input_uri: str) -> Any:
     ds = ds.map_batches(
         partial(_read, max_record_bytes=spec.input.max_record_bytes), batch_size=1, batch_format="pyarrow"
     )
-    for stage in spec.stages:
-        if stage.op not in ROW_OPS:
-            continue
-        config = stage.model_dump()
-        if stage.compute.kind == "actors":
-            ds = ds.map_batches(OpBatches, fn_constructor_args=(ROW_OPS[stage.op], config),
-                                batch_format="pyarrow", **stage.ray_args())
-        else:
-            ds = ds.map_batches(partial(_apply, op_name=stage.op, config=config), batch_format="pyarrow",
-                                **stage.ray_args())
+    for stage in split_stages(spec)[0]:
+        ds = map_stage(ds, stage, output)
     return ds
 
 
@@ -87,7 +107,7 @@ def prepare_output(output: str, overwrite: bool) -> None:
     if exists(committed) and not overwrite:
         raise FileExistsError(f"{output} already holds a committed run; pass --set output.overwrite=true")
     delete_file(committed)
-    for sub in ("samples", "rejects", "_work"):
+    for sub in ("samples", "rejects", "tiles", "_work"):
         delete_dir(join(output, sub))
 
 
@@ -119,16 +139,19 @@ def run(
     manifest.write(run_dir, record, name=manifest.STARTED)
 
     init_ray(spec, address)
-    ds = build_plan(spec, input_uri).materialize()
+    ds = build_plan(spec, input_uri, output).materialize()
     input_ids = join(output, "_work", "input_ids")
     ds.select_columns(["id"]).write_parquet(input_ids)
     if "dedup" in [s.op for s in spec.stages]:
         ds = dedup(ds, spec.stage("dedup"))
+    for stage in split_stages(spec)[1]:
+        ds = map_stage(ds, stage, output)
     files = export(ds, spec.stage("export"), output, run_id)
+    tile_index = write_index(output) if "tile" in [s.op for s in spec.stages] else None
     check = accounting.check(input_ids, [f["file"] for f in files if f["table"] == "samples"],
                              [f["file"] for f in files if f["table"] == "rejects"])
     delete_dir(join(output, "_work"))
-    record = manifest.finished(record, files, check, time.time() - started, ray.__version__)
+    record = manifest.finished(record, files, check, time.time() - started, ray.__version__, tile_index)
     manifest.commit(output, run_dir, record)
     if not check["ok"]:
         raise accounting.AccountingError(check)

@@ -1,0 +1,127 @@
+"""Pre-tile accepted images the InternVL 1.5 way and write the tiles as Parquet shards (optionally WebDataset).
+
+Tile bytes never travel back through Ray: each batch's tiles go straight into shards of at most
+`shard_target_bytes`, written atomically, and only the grid and the shard name return with the row, so memory
+stays bounded however much tile data streams through.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from dataengine import schema
+from dataengine.ids import content_hash
+from dataengine.ops.base import StageConfig
+from dataengine.records import reject, to_table
+from dataengine.storage import join, write_bytes_atomic, write_parquet_atomic
+from dataengine.tiling import tile_encoded
+
+TILES_DIR = "tiles"
+INDEX = "_index.parquet"
+
+
+class TileConfig(StageConfig):
+    op: Literal["tile"] = "tile"
+    min_tiles: int = Field(1, ge=1)
+    max_tiles: int = Field(12, ge=1, le=40)
+    tile_size: int = Field(448, ge=14)
+    thumbnail: bool = True
+    quality: int = Field(95, ge=1, le=100, description="tile JPEG quality")
+    shard_target_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="a shard is closed at this size")
+    webdataset: bool = Field(False, description="also write each shard as a WebDataset tar (id.N.jpg + id.json)")
+    batch_size: int = 64
+
+    @model_validator(mode="after")
+    def _range(self) -> TileConfig:
+        if self.min_tiles > self.max_tiles:
+            raise ValueError("min_tiles must not exceed max_tiles")
+        return self
+
+
+def _tar(rows: list[dict[str, Any]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for r in rows:
+            meta = {k: r[k] for k in ("id", "grid_cols", "grid_rows", "num_tiles", "thumbnail", "width", "height")}
+            members = [(f"{r['id']}.{i}.jpg", t) for i, t in enumerate(r["tiles"])]
+            members.append((f"{r['id']}.json", json.dumps(meta).encode()))
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class TileShards:
+    """Ray Data UDF: working rows -> same rows with grid/shard columns; tiles written to shards on the way."""
+
+    def __init__(self, config: dict[str, Any], output: str):
+        self.cfg = TileConfig.model_validate(config)
+        self.output = output
+
+    def _flush(self, shard_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+        digest = content_hash("\n".join(r["id"] for r in shard_rows).encode(), 10)
+        name = f"shard-{digest}"
+        table = schema.conform(pa.Table.from_pylist(shard_rows), schema.load("tiles"))
+        write_parquet_atomic(join(self.output, TILES_DIR, f"{name}.parquet"), table)
+        if self.cfg.webdataset:
+            write_bytes_atomic(join(self.output, TILES_DIR, f"{name}.tar"), _tar(shard_rows))
+        ids = {r["id"] for r in shard_rows}
+        for row in rows:
+            if row["id"] in ids:
+                row["tile_shard"] = f"{TILES_DIR}/{name}.parquet"
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        cfg = self.cfg
+        rows = batch.to_pylist()
+        pending: list[dict[str, Any]] = []
+        size = 0
+        for row in rows:
+            if row["reason"] is not None:
+                continue
+            try:
+                tiled = tile_encoded(row["image_out"], min_tiles=cfg.min_tiles, max_tiles=cfg.max_tiles,
+                                     tile_size=cfg.tile_size, thumbnail=cfg.thumbnail, quality=cfg.quality)
+            except Exception as exc:  # one bad image rejects itself, never the batch
+                reject(row, "tile", "tile_error", f"{type(exc).__name__}: {exc}"[:300])
+                continue
+            cols, rows_ = tiled.grid
+            row.update(grid_cols=cols, grid_rows=rows_, num_tiles=len(tiled.tiles))
+            pending.append({"id": row["id"], "grid_cols": cols, "grid_rows": rows_, "num_tiles": len(tiled.tiles),
+                            "thumbnail": tiled.thumbnail, "tile_size": cfg.tile_size, "tiles": tiled.tiles,
+                            "width": tiled.size[0], "height": tiled.size[1]})
+            size += sum(map(len, tiled.tiles))
+            if size >= cfg.shard_target_bytes:
+                self._flush(pending, rows)
+                pending, size = [], 0
+        if pending:
+            self._flush(pending, rows)
+        return to_table(rows)
+
+
+def write_index(output: str) -> str | None:
+    """`tiles/_index.parquet` (underscore: dataset readers globbing shards skip it): (id, shard, row, num_tiles) read back from the shards themselves."""
+    import polars as pl
+
+    from dataengine.storage import list_files
+
+    shards = list_files(join(output, TILES_DIR), (".parquet",))  # skips _index.parquet
+    if not shards:
+        return None
+    parts = []
+    for shard in shards:
+        ids = pl.read_parquet(shard, columns=["id", "num_tiles"])
+        parts.append(ids.with_columns(shard=pl.lit(shard.rsplit("/", 1)[-1]), row=pl.int_range(pl.len())))
+    index = pl.concat(parts).select("id", "shard", "row", "num_tiles").to_arrow()
+    index = schema.conform(index.cast(pa.schema([("id", pa.string()), ("shard", pa.string()), ("row", pa.int64()),
+                                                 ("num_tiles", pa.int32())])), schema.load("tile_index"))
+    path = join(output, TILES_DIR, INDEX)
+    write_parquet_atomic(path, index)
+    return path
+
