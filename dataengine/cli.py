@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -102,6 +103,69 @@ def bench_clean_cmd(ctx: click.Context, scale: int, data: str | None, num_cpus: 
     for key, value in result.items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+@bench.command("tiling")
+@click.option("--images", "images_dir", default=None, help="a folder of images instead of the built photo sets")
+@click.option("--n-web", default=60, type=int, help="web-sized photos (320-1600 px) to build")
+@click.option("--n-camera", default=12, type=int, help="camera-sized photos (3000-4000 px) to build")
+@click.option("--ray/--no-ray", "with_ray", default=False, help="also time the tile stage through Ray")
+@click.option("--ray-repeat", default=10, type=int, help="passes over the camera set in the Ray run")
+@click.option("--num-cpus", default=2, type=int)
+@click.option("--object-store-mb", default=200, type=int, help="object store of the Ray run (kept small)")
+def bench_tiling_cmd(images_dir: str | None, n_web: int, n_camera: int, with_ray: bool, ray_repeat: int,
+                     num_cpus: int, object_store_mb: int) -> None:
+    """Reference (PIL) vs fast tiling, one process, one core: images/s, tiles/s, ratio, PSNR; optionally Ray."""
+    import numpy as np
+
+    from dataengine import bench_tiling as bt
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sets = {"images": bt.load_dir(images_dir)} if images_dir else {
+        "web": bt.photo_set("web", n_web, seed=1), "camera": bt.photo_set("camera", n_camera, seed=2)}
+    table = Table("set", "images", "tiles", "ref img/s", "fast img/s", "ref tiles/s", "fast tiles/s", "speedup",
+                  "grids", "PSNR median", "PSNR min", title="bench tiling (1 process, 1 core)")
+    scores = []
+    for name, images in sets.items():
+        r = bt.compare(images)
+        scores += r.pop("psnr_values")
+        table.add_row(name, str(r["images"]), str(r["tiles"]), str(r["reference_images_per_s"]),
+                      str(r["fast_images_per_s"]), str(r["reference_tiles_per_s"]), str(r["fast_tiles_per_s"]),
+                      f"{r['speedup']}x", "identical" if r["grids_identical"] else "DIFFER",
+                      f"{r['psnr_median_db']} dB", f"{r['psnr_min_db']} dB")
+    console.print(table)
+    if len(sets) > 1:
+        console.print(f"all sets: {len(scores)} tiles, PSNR median {np.median(scores):.2f} dB, "
+                      f"min {np.min(scores):.2f} dB")
+    if with_ray:
+        images = sets.get("camera") or next(iter(sets.values()))
+        res = bt.bench_ray(images, ray_repeat, num_cpus, object_store_mb)
+        ray_table = Table("metric", "value", title="tile stage through Ray")
+        for key, value in res.items():
+            ray_table.add_row(key, str(value))
+        console.print(ray_table)
+
+
+@main.group("export")
+def export_group() -> None:
+    """Export a run in other formats."""
+
+
+@export_group.command("internvl")
+@click.argument("run_id")
+@click.argument("out")
+@click.pass_context
+def export_internvl_cmd(ctx: click.Context, run_id: str, out: str) -> None:
+    """Write RUN_ID as InternVL fine-tuning data (meta JSON + JSONL + images) into OUT, for --meta_path."""
+    from dataengine.export_internvl import export_internvl
+
+    try:
+        meta = export_internvl(run_id, out, ctx.obj["storage"])
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, entry in meta.items():
+        console.print(f"{name}: {entry['length']} samples -> {entry['annotation']}")
+    console.print(f"meta: {join(out, 'meta.json')}  (InternVL: --meta_path {join(out, 'meta.json')})")
 
 
 @main.command()

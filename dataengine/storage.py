@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import posixpath
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,22 +78,30 @@ def read_bytes(uri: str) -> bytes:
         return f.read()
 
 
-def write_bytes_atomic(uri: str, data: bytes) -> None:
+def atomic_write(uri: str, write: Callable[[pa.NativeFile], None]) -> None:
     """Write to a hidden temp name beside the target, then rename: readers never see a partial file."""
     fs, path = resolve(uri)
     parent, name = posixpath.split(path) if is_remote(uri) else os.path.split(path)
     fs.create_dir(parent, recursive=True)
     tmp = (posixpath.join if is_remote(uri) else os.path.join)(parent, f".{name}.{uuid.uuid4().hex}.tmp")
-    with fs.open_output_stream(tmp) as f:
-        f.write(data)
-    fs.move(tmp, path)
+    try:
+        with fs.open_output_stream(tmp) as f:
+            write(f)
+        fs.move(tmp, path)
+    except BaseException:
+        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+            fs.delete_file(tmp)
+        raise
 
 
-def write_parquet_atomic(uri: str, table: pa.Table) -> None:
-    """Write a Parquet file via temp + rename."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    write_bytes_atomic(uri, sink.getvalue().to_pybytes())
+def write_bytes_atomic(uri: str, data: bytes) -> None:
+    atomic_write(uri, lambda f: f.write(data))
+
+
+def write_parquet_atomic(uri: str, table: pa.Table, compression: str = "zstd", dictionary: bool = True) -> None:
+    """Write a Parquet file via temp + rename. For already-compressed payloads (JPEG tiles) pass
+    compression="none", dictionary=False: both would only burn CPU hashing and compressing them."""
+    atomic_write(uri, lambda f: pq.write_table(table, f, compression=compression, use_dictionary=dictionary))
 
 
 def list_files(uri: str, suffixes: tuple[str, ...] = (), recursive: bool = True) -> list[str]:

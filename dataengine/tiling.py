@@ -22,6 +22,9 @@ from PIL import Image, ImageOps
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+# Shrinking by less than this, plain cubic (no antialiasing filter) stays faithful to Pillow's antialiased
+# bicubic (measured: see BENCHMARKS.md); larger shrinks use Pillow itself.
+MILD_SHRINK = 1.5
 cv2.setNumThreads(1)  # one core per worker: Ray supplies the parallelism
 
 
@@ -105,11 +108,11 @@ def _decode(data: bytes, target: tuple[int, int]) -> Image.Image:
 
 
 def _resize(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
-    """Upscaling: OpenCV's SIMD cubic. Downscaling: Pillow's antialiased bicubic, as the reference does,
-    but from the (usually much smaller) DCT-reduced image."""
+    """Upscaling and mild shrinking: OpenCV's SIMD cubic. Larger shrinks: Pillow's antialiased bicubic, as the
+    reference does, but from the (usually much smaller) DCT-reduced image."""
     if img.size == size:
         return np.asarray(img)
-    if img.width < size[0] and img.height < size[1]:
+    if img.width <= size[0] * MILD_SHRINK and img.height <= size[1] * MILD_SHRINK:
         return cv2.resize(np.asarray(img), size, interpolation=cv2.INTER_CUBIC)
     return np.asarray(img.resize(size, Image.Resampling.BICUBIC))
 

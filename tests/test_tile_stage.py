@@ -118,3 +118,22 @@ def test_torch_dataloader_splits_shards_across_workers(tiled_run):
 
 def test_ray_dataset_reader(tiled_run):
     assert shards.ray_dataset(tiled_run["output"]).count() == len(SIZES)
+
+
+def test_export_internvl_writes_meta_jsonl_and_images(tiled_run, tmp_path):
+    from PIL import Image
+
+    from dataengine.export_internvl import export_internvl
+
+    storage = tiled_run["output"].split("/runs/")[0]
+    meta = export_internvl(tiled_run["run_id"], str(tmp_path / "ivl"), storage)
+    assert json.loads((tmp_path / "ivl" / "meta.json").read_text()) == meta
+    (name, entry), = meta.items()
+    assert name == "tiled_en" and entry["length"] == len(SIZES) and entry["max_dynamic_patch"] == 12
+    lines = [json.loads(x) for x in open(entry["annotation"], encoding="utf-8")]
+    for rec in lines:
+        first = rec["conversations"][0]
+        assert first["from"] == "human" and first["value"].startswith("<image>\n")
+        assert rec["conversations"][1]["from"] == "gpt" and rec["conversations"][1]["value"]
+        with Image.open(f"{entry['root']}/{rec['image']}") as img:
+            assert img.size == (rec["width"], rec["height"])

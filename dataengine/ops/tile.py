@@ -69,7 +69,9 @@ class TileShards:
         digest = content_hash("\n".join(r["id"] for r in shard_rows).encode(), 10)
         name = f"shard-{digest}"
         table = schema.conform(pa.Table.from_pylist(shard_rows), schema.load("tiles"))
-        write_parquet_atomic(join(self.output, TILES_DIR, f"{name}.parquet"), table)
+        # JPEG bytes do not compress: skipping zstd saves CPU on the hot path
+        write_parquet_atomic(join(self.output, TILES_DIR, f"{name}.parquet"), table, compression="none",
+                             dictionary=False)
         if self.cfg.webdataset:
             write_bytes_atomic(join(self.output, TILES_DIR, f"{name}.tar"), _tar(shard_rows))
         ids = {r["id"] for r in shard_rows}
