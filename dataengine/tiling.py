@@ -99,7 +99,8 @@ def _decode(data: bytes, target: tuple[int, int]) -> Image.Image:
     if img.format == "JPEG" and img.mode in ("RGB", "L", "YCbCr", "CMYK"):
         swap = img.getexif().get(0x0112, 1) >= 5
         img.draft("RGB", target[::-1] if swap else target)
-    img = ImageOps.exif_transpose(img) or img
+    img.load()
+    ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to rotate
     if img.mode != "RGB":
         from dataengine.ops.image import to_rgb
 

@@ -144,3 +144,12 @@ def test_fast_path_odd_modes():
         fmt = "JPEG" if mode in ("L", "CMYK") else "PNG"
         out = tile_encoded(encode(img, fmt))
         assert out.grid == plan_grid(700, 500) and all(t[:2] == b"\xff\xd8" for t in out.tiles)
+
+
+def test_bench_compare_runs_and_reports_identical_grids():
+    from dataengine import bench_tiling
+
+    images = [encode(textured(40 + i, size), "JPEG", quality=90) for i, size in enumerate([(800, 600), (1300, 700)])]
+    result = bench_tiling.compare(images)
+    assert result["grids_identical"] and result["images"] == 2 and result["psnr_median_db"] > 35
+    assert result["speedup"] > 0 and len(result["psnr_values"]) == result["tiles"]
