@@ -35,8 +35,11 @@ def to_conversations(sample: dict[str, Any], language: str) -> list[dict[str, st
 
 
 def texts_by_language(sample: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """{language: sample-with-that-language's-text}; translations (when present) add a second language."""
-    return {sample.get("language") or "en": sample}
+    """{language: sample with that language's text}: the source language, plus Chinese when translated."""
+    out = {sample.get("language") or "en": sample}
+    if sample.get("caption_zh") or sample.get("conversations_zh"):
+        out["zh"] = {**sample, "caption": sample.get("caption_zh"), "conversations": sample.get("conversations_zh")}
+    return out
 
 
 def _image_bytes(sample: dict[str, Any]) -> bytes:
@@ -53,7 +56,7 @@ def export_internvl(run_id: str, out: str, storage: str | None = None) -> dict[s
     out = out if is_remote(out) else os.path.abspath(out)
     lines: dict[str, list[str]] = {}
     columns = ["id", "image", "image_format", "image_root", "image_path", "width", "height", "caption",
-               "conversations", "language"]
+               "conversations", "language", "caption_zh", "conversations_zh"]
     for path in record["files"]["samples"]:
         fs, p = resolve(path)
         with fs.open_input_file(p) as f:

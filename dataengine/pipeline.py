@@ -16,15 +16,16 @@ from dataengine.ops.language import LanguageConfig
 from dataengine.ops.resolve import ResolveConfig
 from dataengine.ops.text import TextConfig
 from dataengine.ops.tile import TileConfig
+from dataengine.ops.translate import TranslateConfig
 from dataengine.storage import PROJECT_ROOT
 
 PIPELINE_DIR = PROJECT_ROOT / "pipelines"
 Stage = Annotated[
-    ResolveConfig | ImageConfig | TextConfig | LanguageConfig | DedupConfig | TileConfig | ExportConfig,
+    ResolveConfig | ImageConfig | TextConfig | LanguageConfig | DedupConfig | TranslateConfig | TileConfig | ExportConfig,
     Field(discriminator="op"),
 ]
 # an op may only run after the ops whose columns it reads
-NEEDS = {"image": {"resolve"}, "language": {"text"}, "dedup": {"image"}, "tile": {"image"}, "export": {"image"}}
+NEEDS = {"image": {"resolve"}, "language": {"text"}, "dedup": {"image"}, "tile": {"image"}, "export": {"image"}, "translate": {"language"}}
 
 
 class PipelineError(ValueError):

@@ -34,6 +34,14 @@ WORK_SCHEMA = pa.schema(
         ("language", pa.string()),
         ("language_score", pa.float32()),
         ("text_key", pa.string()),
+        ("caption_zh", pa.string()),  # set by the translate stage
+        ("conversations_zh", CONVERSATION),
+        ("translation_model", pa.string()),
+        ("translation_engine", pa.string()),
+        ("translation_prompt", pa.string()),
+        ("translation_attempts", pa.int32()),
+        ("translation_status", pa.string()),
+        ("translation_cache_hits", pa.int32()),
         ("grid_cols", pa.int32()),  # set by the tile stage
         ("grid_rows", pa.int32()),
         ("num_tiles", pa.int32()),

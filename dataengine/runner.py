@@ -22,6 +22,7 @@ from dataengine.ops.base import OpBatches
 from dataengine.ops.dedup import dedup
 from dataengine.ops.export import export
 from dataengine.ops.tile import TileShards, write_index
+from dataengine.ops.translate import TranslateBatches
 from dataengine.pipeline import PipelineSpec
 from dataengine.readers import ReadTasks, plan_tasks
 from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join
@@ -69,11 +70,15 @@ def split_stages(spec: PipelineSpec) -> tuple[list[Any], list[Any]]:
     return pre, post
 
 
-def map_stage(ds: Any, stage: Any, output: str) -> Any:
+def map_stage(ds: Any, stage: Any, output: str, storage: str) -> Any:
     """One stage as a Ray Data map_batches, as tasks or an actor pool as the stage declares."""
     config = stage.model_dump()
     if stage.op == "tile":
         cls, args = TileShards, (config, output)
+    elif stage.op == "translate":
+        if stage.compute.kind != "actors":
+            raise ValueError("stages: translate runs on an actor pool (compute.kind: actors)")
+        cls, args = TranslateBatches, (config, storage)
     else:
         cls, args = OpBatches, (ROW_OPS[stage.op], config)
     if stage.compute.kind == "actors":
@@ -87,7 +92,7 @@ def _apply_tile(batch: pa.Table, config: dict[str, Any], output: str) -> pa.Tabl
     return TileShards(config, output)(batch)
 
 
-def build_plan(spec: PipelineSpec, input_uri: str, output: str) -> Any:
+def build_plan(spec: PipelineSpec, input_uri: str, output: str, storage: str) -> Any:
     """The streaming part of the plan: read + row ops, lazily (nothing runs until consumed)."""
     import ray
 
@@ -97,7 +102,7 @@ def build_plan(spec: PipelineSpec, input_uri: str, output: str) -> Any:
         partial(_read, max_record_bytes=spec.input.max_record_bytes), batch_size=1, batch_format="pyarrow"
     )
     for stage in split_stages(spec)[0]:
-        ds = map_stage(ds, stage, output)
+        ds = map_stage(ds, stage, output, storage)
     return ds
 
 
@@ -139,13 +144,13 @@ def run(
     manifest.write(run_dir, record, name=manifest.STARTED)
 
     init_ray(spec, address)
-    ds = build_plan(spec, input_uri, output).materialize()
+    ds = build_plan(spec, input_uri, output, storage).materialize()
     input_ids = join(output, "_work", "input_ids")
     ds.select_columns(["id"]).write_parquet(input_ids)
     if "dedup" in [s.op for s in spec.stages]:
         ds = dedup(ds, spec.stage("dedup"))
     for stage in split_stages(spec)[1]:
-        ds = map_stage(ds, stage, output)
+        ds = map_stage(ds, stage, output, storage)
     files = export(ds, spec.stage("export"), output, run_id)
     tile_index = write_index(output) if "tile" in [s.op for s in spec.stages] else None
     check = accounting.check(input_ids, [f["file"] for f in files if f["table"] == "samples"],

@@ -1,0 +1,86 @@
+"""The `translate` stage: English captions and conversation turns to Simplified Chinese, English kept.
+
+Runs on an actor pool (the model loads once per actor). Chinese samples pass untouched; other allowed
+languages are marked skipped. A sample whose translation still fails validation after the retries is
+rejected with the reason, or kept English-only and flagged, as `on_failure` says.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import Field
+
+from dataengine.ops.base import Compute, StageConfig, Strict
+from dataengine.records import reject, to_table
+
+STAGE = "translate"
+
+
+class ValidationSettings(Strict):
+    min_cjk_share: float = Field(0.3, ge=0, le=1)
+    min_length_ratio: float = Field(0.1, ge=0)
+    max_length_ratio: float = Field(1.6, gt=0)
+
+
+class TranslateConfig(StageConfig):
+    op: Literal["translate"] = "translate"
+    engine: Literal["transformers", "openai", "vllm"] = "transformers"
+    model: str = Field("demo-translator", description="registered name, local HF folder or .gguf file; "
+                       "for openai: the served model name")
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="openai engine: server base URL")
+    api_key_env: str | None = Field(None, description="openai engine: environment variable holding the API key")
+    concurrency: int = Field(8, ge=1, description="openai engine: requests in flight per actor")
+    trust_remote_code: bool = False
+    glossary: dict[str, str] = Field(default_factory=dict, description="English term -> required Chinese")
+    attempts: int = Field(2, ge=1, le=5, description="tries per segment; retries use a stricter prompt, greedy")
+    max_new_tokens: int = Field(384, ge=8)
+    temperature: float = Field(0.0, ge=0)
+    on_failure: Literal["reject", "keep_english"] = "reject"
+    validation: ValidationSettings = ValidationSettings()
+    batch_size: int = 8
+    compute: Compute = Compute(kind="actors", size=1)
+
+
+class TranslateBatches:
+    """Ray Data actor: builds the engine and cache once, then translates batches of working rows."""
+
+    def __init__(self, config: dict[str, Any], storage: str):
+        from dataengine.translate.cache import TranslationCache
+        from dataengine.translate.engines import build
+        from dataengine.translate.prompt import PROMPT_VERSION, glossary_hash
+        from dataengine.translate.translator import Translator
+        from dataengine.translate.validate import ValidationConfig
+
+        cfg = self.cfg = TranslateConfig.model_validate(config)
+        options: dict[str, Any] = {"model": cfg.model}
+        if cfg.engine == "openai":
+            api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+            options.update(base_url=cfg.base_url, api_key=api_key, concurrency=cfg.concurrency)
+        else:
+            options.update(storage=storage, trust_remote_code=cfg.trust_remote_code)
+        self.engine = build(cfg.engine, **options)
+        cache = TranslationCache(storage, self.engine.model, PROMPT_VERSION, glossary_hash(cfg.glossary))
+        self.prompt_version = PROMPT_VERSION
+        self.translator = Translator(self.engine, cache, glossary=cfg.glossary, attempts=cfg.attempts,
+                                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                     batch_size=cfg.batch_size,
+                                     validation=ValidationConfig(**cfg.validation.model_dump()))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.to_pylist()
+        todo = [r for r in rows if r["reason"] is None and r["language"] == "en"]
+        for r in rows:
+            if r["reason"] is None and r["language"] != "en":
+                r["translation_status"] = "source_zh" if r["language"] == "zh" else "skipped_language"
+        for row, out in zip(todo, self.translator.translate_samples(todo), strict=True):
+            row.update(translation_model=self.engine.model, translation_engine=self.engine.name,
+                       translation_prompt=self.prompt_version, translation_attempts=out.attempts,
+                       translation_status=out.status, translation_cache_hits=out.cache_hits)
+            if out.status == "ok":
+                row["caption_zh"], row["conversations_zh"] = out.caption_zh, out.conversations_zh
+            elif self.cfg.on_failure == "reject":
+                reject(row, STAGE, "translation_" + out.status.split(":", 1)[1], out.detail)
+        return to_table(rows)

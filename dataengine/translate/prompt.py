@@ -1,0 +1,79 @@
+"""The translation prompt (InternVL 1.5's instructions, in our words) as a versioned template, with protected
+spans: tags, placeholders, URLs, code, LaTeX and box/coordinate markup are swapped for numbered markers before
+the LLM sees the text and put back afterwards, so they survive byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+PROMPT_VERSION = "internvl15-zh-v1"
+
+SYSTEM = (
+    "You are a professional translator. Translate the user's English text into natural, fluent Simplified "
+    "Chinese that reads as if written by a native speaker, without translationese. Rules: keep proper nouns, "
+    "brand names and place names in English; keep technical terms in English (you may add a short Chinese "
+    "explanation); render idioms with Chinese idioms of the same meaning; keep the tone of quotations; write "
+    "acronyms as their full Chinese name followed by the English acronym in parentheses. Copy every marker "
+    "like ⟦0⟧ exactly once and unchanged, and keep every number as written. Reply with the translation only: "
+    "no preamble, no notes, no quotes around it."
+)
+STRICT_SUFFIX = (
+    " Your previous answer was rejected. Output only the Chinese translation of the text, nothing else, and "
+    "keep all markers ⟦n⟧ and numbers exactly."
+)
+USER = "Text for translation: {text}"
+CONTEXT = "Earlier turns of this conversation, for context only (do not translate them again):\n{context}\n\n"
+
+PROTECT = re.compile(
+    r"(<\/?[A-Za-z_][\w-]*>"  # <image>, <ref>, </box> and other tags
+    r"|\[\[[\d.,\s]+\]\]"  # [[x1, y1, x2, y2]] boxes
+    r"|\(\s*\d+(?:\.\d+)?\s*,\s*\d+(?:\.\d+)?\s*\)"  # (x, y) coordinates
+    r"|\{\{?\s*\w+\s*\}?\}|%\(\w+\)s|%[sd]"  # {placeholder}, {{x}}, %(x)s, %s
+    r"|`[^`\n]+`"  # code spans
+    r"|\$[^$\n]+\$|\\\(.+?\\\)|\\\[.+?\\\]"  # LaTeX
+    r"|\b(?:https?|ftp)://\S+|\bwww\.\S+"  # URLs
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"  # e-mails
+)
+MARKER = re.compile(r"⟦(\d+)⟧")
+
+
+@dataclass(frozen=True)
+class Protected:
+    text: str  # with markers
+    spans: list[str]  # original spans, by marker number
+
+    def restore(self, translated: str) -> str:
+        return MARKER.sub(lambda m: self.spans[int(m.group(1))] if int(m.group(1)) < len(self.spans) else m.group(0),
+                          translated)
+
+
+def protect(text: str) -> Protected:
+    spans: list[str] = []
+
+    def swap(m: re.Match[str]) -> str:
+        spans.append(m.group(0))
+        return f"⟦{len(spans) - 1}⟧"
+
+    return Protected(PROTECT.sub(swap, text), spans)
+
+
+def glossary_block(glossary: dict[str, str]) -> str:
+    if not glossary:
+        return ""
+    rows = "\n".join(f"- {en} => {zh}" for en, zh in sorted(glossary.items()))
+    return f"\nUse exactly these translations for these terms:\n{rows}"
+
+
+def glossary_hash(glossary: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(glossary, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def messages(text: str, *, glossary: dict[str, str] | None = None, context: list[str] | None = None,
+             strict: bool = False) -> list[dict[str, str]]:
+    """Chat messages for one segment (already protected); earlier conversation turns go in as context."""
+    system = SYSTEM + glossary_block(glossary or {}) + (STRICT_SUFFIX if strict else "")
+    prefix = CONTEXT.format(context="\n".join(context)) if context else ""
+    return [{"role": "system", "content": system}, {"role": "user", "content": prefix + USER.format(text=text)}]

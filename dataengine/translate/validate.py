@@ -1,0 +1,55 @@
+"""Checks on one translated segment; the first failed check names the reject reason."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from dataengine.ops.language import script_counts
+from dataengine.translate.prompt import MARKER
+
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+PREAMBLE = re.compile(
+    r"^\s*(?:here(?:'s| is)|sure\b|certainly|the translation|translation\s*[:：]|translated text|以下是|这是.{0,6}翻译|"
+    r"翻译(?:如下|结果)?\s*[:：]|译文\s*[:：]|好的[，,])",
+    re.I,
+)
+ECHO = re.compile(r"text for translation|translate the user", re.I)
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    min_cjk_share: float = 0.3
+    min_length_ratio: float = 0.1
+    max_length_ratio: float = 1.6
+
+
+def check(source: str, output: str, finish_reason: str | None, cfg: ValidationConfig = ValidationConfig()
+          ) -> tuple[str, str] | None:
+    """None when the translation passes, else (reason, detail). `source` and `output` carry ⟦n⟧ markers."""
+    out = output.strip()
+    if not out:
+        return "empty_output", "the model returned nothing"
+    if finish_reason == "length":
+        return "truncated", "generation stopped at the token limit"
+    if PREAMBLE.search(out) or ECHO.search(out):
+        return "preamble_or_echo", out[:80]
+    want, got = Counter(MARKER.findall(source)), Counter(MARKER.findall(out))
+    if want != got:
+        return "markers_changed", f"expected {dict(want)}, got {dict(got)}"
+    plain_src, plain_out = MARKER.sub(" ", source), MARKER.sub(" ", out)
+    missing = Counter(NUMBER.findall(plain_src)) - Counter(NUMBER.findall(plain_out))
+    if missing:
+        return "numbers_changed", f"missing {sorted(missing.elements())[:10]}"
+    counts = script_counts(plain_out)
+    letters = sum(counts.values())
+    share = counts["han"] / letters if letters else 0.0
+    if share < cfg.min_cjk_share:
+        return "not_chinese", f"Han share {share:.2f} < {cfg.min_cjk_share}"
+    if counts["kana"] or counts["hangul"]:
+        return "not_chinese", "contains Japanese kana or Korean Hangul"
+    ratio = len(plain_out) / max(1, len(plain_src))
+    if not cfg.min_length_ratio <= ratio <= cfg.max_length_ratio:
+        return "length_ratio", f"{ratio:.2f} outside [{cfg.min_length_ratio}, {cfg.max_length_ratio}]"
+    return None

@@ -1,0 +1,109 @@
+"""Test helpers for translation: a tiny random chat LLM built from a config (no download), and a real local
+HTTP server speaking the OpenAI chat-completions protocol with a scripted dictionary model."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def build_tiny_llm(path: Path) -> Path:
+    """A 2-layer Qwen2 with hidden size 32 and a byte-level BPE tokenizer trained on a few strings."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    specials = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = ["A red car parked on the street.", "一辆红色的汽车停在街上。", "Text for translation: a dog",
+              "You are a professional translator.", "草地上有一只狗。", "<image> ⟦0⟧ 12 3.5"] * 20
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|end|>")
+    fast.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=fast.vocab_size + 8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
+                         eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, tie_word_embeddings=True)
+    Qwen2ForCausalLM(config).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+DICTIONARY = {
+    "A red car parked on the street.": "一辆红色的汽车停在街上。",
+    "A dog runs on the grass with 2 balls.": "一只狗带着2个球在草地上奔跑。",
+    "⟦0⟧\nWhat is in the picture?": "⟦0⟧\n图片里有什么？",
+    "A cat sleeping on a sofa.": "一只猫睡在沙发上。",
+    "A photo of Paris at night, see ⟦0⟧": "巴黎夜景照片，见⟦0⟧",
+    "Say hello": "Here is the translation: 你好",  # always fails validation (preamble)
+}
+
+
+class ScriptedLLM:
+    """A real HTTP server on 127.0.0.1 answering /v1/chat/completions from DICTIONARY (unknown text echoes
+    back, which validation rejects). `fail_next` makes the next N requests answer 503."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.fail_next = 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                return
+
+            def do_GET(self):
+                body = {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
+                self._send(200, body)
+
+            def do_POST(self):
+                with outer.lock:
+                    outer.requests += 1
+                if not self.path.endswith("/v1/chat/completions"):
+                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    fail = outer.fail_next > 0
+                    outer.fail_next -= 1 if fail else 0
+                if fail:
+                    return self._send(503, {"error": {"message": "overloaded"}})
+                text = re.sub(r"(?s)^.*Text for translation: ", "", payload["messages"][-1]["content"])
+                answer = DICTIONARY.get(text, text)
+                self._send(200, {"choices": [{"message": {"role": "assistant", "content": answer},
+                                              "finish_reason": "stop"}],
+                                 "usage": {"prompt_tokens": 10, "completion_tokens": len(answer)}})
+
+            def _send(self, code, body):
+                data = json.dumps(body, ensure_ascii=False).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> ScriptedLLM:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,47 @@
+"""Prompt template, protected spans and validation of translations."""
+
+from __future__ import annotations
+
+import pytest
+
+from dataengine.translate import prompt
+from dataengine.translate.validate import check
+
+
+def test_protect_and_restore_round_trip():
+    text = ("<image>\nSee https://example.com/a?b=1 and `x = 1`, $E=mc^2$, box [[10, 20, 110, 220]] at (3, 4), "
+            "{name} and %s, <ref>dog</ref> mail a@b.co")
+    p = prompt.protect(text)
+    assert "https://" not in p.text and "<image>" not in p.text and "$E" not in p.text and "[[10" not in p.text
+    assert p.restore(p.text) == text
+    assert len(p.spans) == 11
+
+
+def test_messages_carry_version_glossary_context_and_strictness():
+    msgs = prompt.messages("A red car.", glossary={"Tesla": "特斯拉"}, context=["Q: what?"], strict=True)
+    assert msgs[0]["role"] == "system" and "Tesla => 特斯拉" in msgs[0]["content"]
+    assert "previous answer was rejected" in msgs[0]["content"]
+    assert msgs[1]["content"].endswith("Text for translation: A red car.") and "Q: what?" in msgs[1]["content"]
+    assert prompt.PROMPT_VERSION and prompt.glossary_hash({"a": "b"}) != prompt.glossary_hash({})
+
+
+@pytest.mark.parametrize(
+    ("src", "out", "finish", "reason"),
+    [
+        ("A red car with 4 doors.", "一辆有4扇门的红色汽车。", "stop", None),
+        ("⟦0⟧ A dog on the grass.", "⟦0⟧ 草地上的一只狗。", "stop", None),
+        ("A dog.", "", "stop", "empty_output"),
+        ("A dog running on the beach.", "一只狗在沙滩上", "length", "truncated"),
+        ("A dog.", "Here is the translation: 一只狗。", "stop", "preamble_or_echo"),
+        ("A dog.", "以下是翻译：一只狗。", "stop", "preamble_or_echo"),
+        ("⟦0⟧ A dog.", "一只狗。", "stop", "markers_changed"),
+        ("⟦0⟧ A dog.", "⟦0⟧⟦0⟧ 一只狗。", "stop", "markers_changed"),
+        ("A bus with 12 seats.", "一辆有十二个座位的公共汽车。", "stop", "numbers_changed"),
+        ("A small dog on the grass.", "A small dog on the grass.", "stop", "not_chinese"),
+        ("A dog.", "犬がいます。", "stop", "not_chinese"),
+        ("A dog.", "一只狗" * 30, "stop", "length_ratio"),
+    ],
+)
+def test_validation(src, out, finish, reason):
+    result = check(src, out, finish)
+    assert (result[0] if result else None) == reason
