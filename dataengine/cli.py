@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import click
 from rich.console import Console
@@ -166,6 +167,116 @@ def export_internvl_cmd(ctx: click.Context, run_id: str, out: str) -> None:
     for name, entry in meta.items():
         console.print(f"{name}: {entry['length']} samples -> {entry['annotation']}")
     console.print(f"meta: {join(out, 'meta.json')}  (InternVL: --meta_path {join(out, 'meta.json')})")
+
+
+@main.group()
+def models() -> None:
+    """Local models under <storage>/models/."""
+
+
+@models.command("pull")
+@click.argument("name")
+@click.pass_context
+def models_pull(ctx: click.Context, name: str) -> None:
+    """Assemble, verify (sha256) and register a model, e.g. demo-translator."""
+    from dataengine.models import ModelError, pull
+
+    try:
+        pull(name, ctx.obj["storage"], log=console.print)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _translator(storage: str, model: str, engine: str, base_url: str, batch_size: int, use_cache: bool):
+    from dataengine.translate.cache import TranslationCache
+    from dataengine.translate.engines import EngineError, build
+    from dataengine.translate.prompt import PROMPT_VERSION
+    from dataengine.translate.translator import Translator
+
+    options = {"model": model}
+    options.update({"base_url": base_url} if engine == "openai" else {"storage": storage})
+    try:
+        eng = build(engine, **options)
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from None
+    cache = TranslationCache(storage, eng.model, PROMPT_VERSION, "none") if use_cache else None
+    return Translator(eng, cache, batch_size=batch_size), PROMPT_VERSION
+
+
+@main.command("translate")
+@click.argument("src", metavar="IN.jsonl")
+@click.argument("dst", metavar="OUT.jsonl")
+@click.option("--model", default="demo-translator", help="registered name, HF folder or .gguf (served name for openai)")
+@click.option("--engine", type=click.Choice(["transformers", "openai"]), default="transformers")
+@click.option("--base-url", default="http://127.0.0.1:8000/v1", help="openai engine: server base URL")
+@click.option("--batch-size", default=8, type=int)
+@click.pass_context
+def translate_cmd(ctx: click.Context, src: str, dst: str, model: str, engine: str, base_url: str,
+                  batch_size: int) -> None:
+    """Translate an InternVL/LLaVA annotation file to Chinese (English kept alongside; rejects beside OUT)."""
+    from dataengine.translate.engines import EngineError
+    from dataengine.translate.files import translate_file
+
+    translator, version = _translator(ctx.obj["storage"], model, engine, base_url, batch_size, True)
+    try:
+        counts = translate_file(src, dst, translator, version)
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"translated {counts['translated']}, rejected {counts['rejected']} -> {dst} "
+                  f"(rejects: {counts['rejects_file']}); LLM calls {translator.llm_calls}, "
+                  f"cache hits {translator.cache.hits if translator.cache else 0}")
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Quality evaluations."""
+
+
+@eval_group.command("translation")
+@click.option("--n", default=24, type=int, help="sentences (HSK levels 4-6)")
+@click.option("--model", default="demo-translator")
+@click.option("--engine", type=click.Choice(["transformers", "openai"]), default="transformers")
+@click.option("--base-url", default="http://127.0.0.1:8000/v1")
+@click.option("--batch-size", default=8, type=int)
+@click.pass_context
+def eval_translation(ctx: click.Context, n: int, model: str, engine: str, base_url: str, batch_size: int) -> None:
+    """BLEU (zh tokenizer) and chrF of EN->ZH translation on the HSK sentence pairs (no cache)."""
+    from dataengine.translate.evaluate import evaluate, hsk_pairs
+
+    translator, _ = _translator(ctx.obj["storage"], model, engine, base_url, batch_size, False)
+    t0 = time.perf_counter()
+    result = evaluate(translator, hsk_pairs(n))
+    console.print(f"{result['sentences']} sentences in {time.perf_counter() - t0:.1f} s: BLEU {result['bleu_zh']} "
+                  f"(zh tokenizer), chrF {result['chrf']}, passed validation {result['validated']}")
+    for ex in result["examples"]:
+        console.print(f"  EN  {ex['en']}\n  REF {ex['ref']}\n  HYP {ex['hyp']}")
+
+
+@main.group()
+def serve() -> None:
+    """Long-running services on Ray Serve."""
+
+
+@serve.command("translator")
+@click.option("--model", default="demo-translator")
+@click.option("--host", default="127.0.0.1", help="bind address (default loopback only)")
+@click.option("--port", default=8000, type=int)
+@click.option("--trust-remote-code", is_flag=True, default=False)
+@click.pass_context
+def serve_translator(ctx: click.Context, model: str, host: str, port: int, trust_remote_code: bool) -> None:
+    """OpenAI-compatible /v1/chat/completions and /v1/models backed by the transformers engine."""
+    import ray
+
+    from dataengine.translate import serve as translator_serve
+
+    ray.init(include_dashboard=False)
+    base = translator_serve.start(model, ctx.obj["storage"], host, port, trust_remote_code)
+    console.print(f"serving {model} at {base} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()

@@ -22,7 +22,7 @@ from dataengine.ops.base import OpBatches
 from dataengine.ops.dedup import dedup
 from dataengine.ops.export import export
 from dataengine.ops.tile import TileShards, write_index
-from dataengine.ops.translate import TranslateBatches
+from dataengine.ops.translate import TranslateBatches, translate_with_vllm
 from dataengine.pipeline import PipelineSpec
 from dataengine.readers import ReadTasks, plan_tasks
 from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join
@@ -75,6 +75,8 @@ def map_stage(ds: Any, stage: Any, output: str, storage: str) -> Any:
     config = stage.model_dump()
     if stage.op == "tile":
         cls, args = TileShards, (config, output)
+    elif stage.op == "translate" and stage.engine == "vllm":
+        return translate_with_vllm(ds, stage, storage)
     elif stage.op == "translate":
         if stage.compute.kind != "actors":
             raise ValueError("stages: translate runs on an actor pool (compute.kind: actors)")

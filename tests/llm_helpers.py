@@ -43,7 +43,7 @@ def build_tiny_llm(path: Path) -> Path:
 DICTIONARY = {
     "A red car parked on the street.": "一辆红色的汽车停在街上。",
     "A dog runs on the grass with 2 balls.": "一只狗带着2个球在草地上奔跑。",
-    "⟦0⟧\nWhat is in the picture?": "⟦0⟧\n图片里有什么？",
+    "What is in the picture?": "图片里有什么？",
     "A cat sleeping on a sofa.": "一只猫睡在沙发上。",
     "A photo of Paris at night, see ⟦0⟧": "巴黎夜景照片，见⟦0⟧",
     "Say hello": "Here is the translation: 你好",  # always fails validation (preamble)

@@ -13,8 +13,16 @@ def test_protect_and_restore_round_trip():
             "{name} and %s, <ref>dog</ref> mail a@b.co")
     p = prompt.protect(text)
     assert "https://" not in p.text and "<image>" not in p.text and "$E" not in p.text and "[[10" not in p.text
-    assert p.restore(p.text) == text
-    assert len(p.spans) == 11
+    assert p.prefix == "<image>\n" and p.restore(p.text) == text
+    assert len(p.spans) == 10
+
+
+def test_edge_tags_never_reach_the_model():
+    p = prompt.protect("<image>\nWhat is <ref>this</ref>?")
+    assert p.text == "What is ⟦0⟧this⟦1⟧?" and p.prefix == "<image>\n"
+    assert p.restore("这是什么⟦0⟧东西⟦1⟧？") == "<image>\n这是什么<ref>东西</ref>？"
+    only = prompt.protect("<image>")
+    assert only.text == "" and only.restore("") == "<image>"
 
 
 def test_messages_carry_version_glossary_context_and_strictness():

@@ -40,6 +40,9 @@ class TranslateConfig(StageConfig):
     temperature: float = Field(0.0, ge=0)
     on_failure: Literal["reject", "keep_english"] = "reject"
     validation: ValidationSettings = ValidationSettings()
+    vllm_max_model_len: int = Field(4096, ge=256, description="vllm engine: context length")
+    vllm_accelerator_type: str | None = Field(None, description="vllm engine: e.g. H100, L40S")
+    vllm_engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vllm engine: extra vLLM args")
     batch_size: int = 8
     compute: Compute = Compute(kind="actors", size=1)
 
@@ -84,3 +87,48 @@ class TranslateBatches:
             elif self.cfg.on_failure == "reject":
                 reject(row, STAGE, "translation_" + out.status.split(":", 1)[1], out.detail)
         return to_table(rows)
+
+
+def _apply_vllm(batch: pa.Table, config: dict[str, Any], model: str) -> pa.Table:
+    """Joined rows (+ zh_texts/status/detail) -> working rows with translations, provenance or rejects."""
+    from dataengine.translate.prompt import PROMPT_VERSION
+
+    cfg = TranslateConfig.model_validate(config)
+    rows = batch.to_pylist()
+    for r in rows:
+        status, texts, detail = r.pop("status", None), r.pop("zh_texts", None), r.pop("detail", None)
+        if r["reason"] is not None:
+            continue
+        if r["language"] != "en":
+            r["translation_status"] = "source_zh" if r["language"] == "zh" else "skipped_language"
+            continue
+        r.update(translation_model=model, translation_engine="vllm", translation_prompt=PROMPT_VERSION,
+                 translation_attempts=1, translation_status=status or "failed:missing_output",
+                 translation_cache_hits=0)
+        if status == "ok" and r["caption"] is not None:
+            r["caption_zh"] = texts[0]
+        elif status == "ok":
+            r["conversations_zh"] = [{"from": t["from"], "value": zh}
+                                     for t, zh in zip(r["conversations"], texts, strict=True)]
+        elif cfg.on_failure == "reject":
+            reject(r, STAGE, "translation_" + r["translation_status"].split(":", 1)[1], detail or "")
+    return to_table(rows)
+
+
+def translate_with_vllm(ds: Any, cfg: TranslateConfig, storage: str) -> Any:
+    """Dataset-level vLLM path (GPU clusters): segments -> Ray Data LLM processor -> regroup -> join back."""
+    from dataengine.models import ModelError, resolve_model
+    from dataengine.translate import vllm
+
+    try:
+        path = resolve_model(cfg.model, storage).path
+    except ModelError:
+        path = cfg.model  # a path or model id the GPU workers can load themselves
+    segs = ds.flat_map(vllm.segment_rows, fn_kwargs={"glossary": cfg.glossary, "max_new_tokens": cfg.max_new_tokens,
+                                                     "temperature": cfg.temperature})
+    results = vllm.build(cfg, path)(segs)
+    per_sample = results.groupby("id").map_groups(
+        lambda t: pa.Table.from_pylist([vllm.assemble(t.to_pylist())]), batch_format="pyarrow")
+    joined = ds.join(per_sample, join_type="left_outer", num_partitions=8, on=("id",))
+    return joined.map_batches(_apply_vllm, fn_kwargs={"config": cfg.model_dump(), "model": cfg.model},
+                              batch_format="pyarrow")

@@ -40,14 +40,20 @@ PROTECT = re.compile(
 MARKER = re.compile(r"⟦(\d+)⟧")
 
 
+EDGE_TAGS = re.compile(r"^((?:\s*<\/?[A-Za-z_][\w-]*>)*\s*)(.*?)(\s*(?:<\/?[A-Za-z_][\w-]*>\s*)*)$", re.S)
+
+
 @dataclass(frozen=True)
 class Protected:
-    text: str  # with markers
+    text: str  # what the model sees, with markers
     spans: list[str]  # original spans, by marker number
+    prefix: str = ""  # tags at the edges (e.g. "<image>\n") never reach the model
+    suffix: str = ""
 
     def restore(self, translated: str) -> str:
-        return MARKER.sub(lambda m: self.spans[int(m.group(1))] if int(m.group(1)) < len(self.spans) else m.group(0),
+        body = MARKER.sub(lambda m: self.spans[int(m.group(1))] if int(m.group(1)) < len(self.spans) else m.group(0),
                           translated)
+        return f"{self.prefix}{body}{self.suffix}"
 
 
 def protect(text: str) -> Protected:
@@ -57,7 +63,8 @@ def protect(text: str) -> Protected:
         spans.append(m.group(0))
         return f"⟦{len(spans) - 1}⟧"
 
-    return Protected(PROTECT.sub(swap, text), spans)
+    prefix, body, suffix = EDGE_TAGS.match(text).groups()  # type: ignore[union-attr]
+    return Protected(PROTECT.sub(swap, body), spans, prefix, suffix)
 
 
 def glossary_block(glossary: dict[str, str]) -> str:

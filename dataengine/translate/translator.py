@@ -44,10 +44,10 @@ class Outcome:
 class Translator:
     def __init__(self, engine: Engine, cache: TranslationCache | None, *, glossary: dict[str, str] | None = None,
                  attempts: int = 2, max_new_tokens: int = 384, temperature: float = 0.0, batch_size: int = 8,
-                 validation: ValidationConfig = ValidationConfig(), context_turns: int = 2):
+                 validation: ValidationConfig | None = None, context_turns: int = 2):
         self.engine, self.cache, self.glossary = engine, cache, glossary or {}
         self.attempts, self.max_new_tokens, self.temperature = attempts, max_new_tokens, temperature
-        self.batch_size, self.validation, self.context_turns = batch_size, validation, context_turns
+        self.batch_size, self.validation, self.context_turns = batch_size, validation or ValidationConfig(), context_turns
         self.llm_calls = self.prompt_tokens = self.completion_tokens = 0
 
     def segments_of(self, caption: str | None, conversations: list[dict[str, str]] | None) -> list[Segment]:

@@ -25,9 +25,10 @@ class ValidationConfig:
     max_length_ratio: float = 1.6
 
 
-def check(source: str, output: str, finish_reason: str | None, cfg: ValidationConfig = ValidationConfig()
+def check(source: str, output: str, finish_reason: str | None, cfg: ValidationConfig | None = None
           ) -> tuple[str, str] | None:
     """None when the translation passes, else (reason, detail). `source` and `output` carry ⟦n⟧ markers."""
+    cfg = cfg or ValidationConfig()
     out = output.strip()
     if not out:
         return "empty_output", "the model returned nothing"

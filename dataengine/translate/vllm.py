@@ -1,0 +1,88 @@
+"""The `vllm` engine: Ray Data LLM batch inference on GPU workers (`ray.data.llm.build_processor` with a
+`vLLMEngineProcessorConfig`). Thin by design: this module only translates our stage config into Ray's
+processor config and maps rows in and out; vLLM itself is the `gpu` extra and is never imported on CPU
+machines. NOT VERIFIED here (no GPU, no vLLM): tests cover the config translation and the row mapping.
+
+Dataset-level flow used by the runner: explode English samples into segments -> processor -> validate ->
+regroup per sample -> join back. Unlike the transformers/openai engines there is one attempt (no stricter
+retry) and no cache lookup on this path; failed samples follow `on_failure` as elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dataengine.translate import prompt
+from dataengine.translate.validate import ValidationConfig, check
+
+
+def processor_config(cfg: Any, model_path: str) -> Any:
+    """Our TranslateConfig -> Ray's vLLMEngineProcessorConfig."""
+    from ray.data.llm import vLLMEngineProcessorConfig
+
+    return vLLMEngineProcessorConfig(
+        model_source=model_path,
+        engine_kwargs={"trust_remote_code": cfg.trust_remote_code, "max_model_len": cfg.vllm_max_model_len,
+                       **cfg.vllm_engine_kwargs},
+        concurrency=cfg.compute.size or 1,
+        batch_size=cfg.batch_size,
+        accelerator_type=cfg.vllm_accelerator_type,
+    )
+
+
+def segment_rows(row: dict[str, Any], glossary: dict[str, str], max_new_tokens: int, temperature: float
+                 ) -> list[dict[str, Any]]:
+    """One accepted English sample -> one processor input row per text segment."""
+    if row.get("reason") is not None or row.get("language") != "en":
+        return []
+    if row.get("caption") is not None:
+        texts, contexts = [row["caption"]], [[]]
+    else:
+        turns = row.get("conversations") or []
+        texts = [t["value"] for t in turns]
+        contexts = [[f"{p['from']}: {p['value']}" for p in turns[max(0, i - 2):i]] for i in range(len(turns))]
+    out = []
+    for k, (text, ctx) in enumerate(zip(texts, contexts, strict=True)):
+        p = prompt.protect(text)
+        out.append({"id": row["id"], "k": k, "n": len(texts), "protected": p.text,
+                    "spans": json.dumps([p.prefix, p.suffix, *p.spans]),
+                    "messages": prompt.messages(p.text, glossary=glossary, context=ctx),
+                    "sampling_params": {"temperature": temperature, "max_tokens": max_new_tokens}})
+    return out
+
+
+def checked(row: dict[str, Any], validation: dict[str, float]) -> dict[str, Any]:
+    """Processor output row -> validated segment result."""
+    text = (row.get("generated_text") or "").strip()
+    finish = "length" if row.get("num_generated_tokens", 0) >= row["sampling_params"]["max_tokens"] else "stop"
+    failure = check(row["protected"], text, finish, ValidationConfig(**validation))
+    prefix, suffix, *spans = json.loads(row["spans"])
+    restored = prompt.Protected(row["protected"], spans, prefix, suffix).restore(text)
+    return {"id": row["id"], "k": row["k"], "n": row["n"], "text": None if failure else restored,
+            "failure": None if failure is None else f"{failure[0]}|{failure[1]}"}
+
+
+def assemble(segments: list[dict[str, Any]]) -> dict[str, Any]:
+    """All segment results of one sample -> its translation (texts in order) or the first failure."""
+    segments = sorted(segments, key=lambda s: s["k"])
+    failed = next((s for s in segments if s["failure"]), None)
+    if failed is None and len(segments) != segments[0]["n"]:
+        failed = {"failure": f"missing_output|{len(segments)} of {segments[0]['n']} segments came back"}
+    if failed:
+        reason, _, detail = failed["failure"].partition("|")
+        return {"id": segments[0]["id"], "zh_texts": None, "status": f"failed:{reason}", "detail": detail}
+    return {"id": segments[0]["id"], "zh_texts": [s["text"] for s in segments], "status": "ok", "detail": ""}
+
+
+def build(cfg: Any, model_path: str) -> Any:
+    """The Ray Data LLM processor for our segment rows."""
+    from ray.data.llm import build_processor
+
+    validation = cfg.validation.model_dump()
+    keep = ("id", "k", "n", "protected", "spans", "sampling_params")
+    return build_processor(
+        processor_config(cfg, model_path),
+        preprocess=lambda row: {**{k: row[k] for k in keep}, "messages": row["messages"]},
+        postprocess=lambda row: checked(row, validation),
+    )
