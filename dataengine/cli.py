@@ -62,9 +62,14 @@ def run(ctx: click.Context, pipeline_name: str, input_uri: str | None, output: s
 def demo(ctx: click.Context, rebuild: bool, sets: tuple[str, ...]) -> None:
     """Build the offline sample dataset (if missing) and run pipelines/demo.yaml on it."""
     from dataengine import sample_data
+    from dataengine.models import pull
 
     target = join(ctx.obj["storage"], "datasets", "demo")
     sample_data.ensure(target, rebuild=rebuild, console=console)
+    spec = pipeline.load("demo", sets)
+    needed = {s.model for s in spec.stages if s.op == "translate" and s.engine == "transformers"}
+    for name in sorted(needed & {"demo-translator"}):
+        pull(name, ctx.obj["storage"], log=console.print)  # no-op once registered
     _run(ctx, "demo", target, None, sets, None)
 
 
@@ -167,6 +172,21 @@ def export_internvl_cmd(ctx: click.Context, run_id: str, out: str) -> None:
     for name, entry in meta.items():
         console.print(f"{name}: {entry['length']} samples -> {entry['annotation']}")
     console.print(f"meta: {join(out, 'meta.json')}  (InternVL: --meta_path {join(out, 'meta.json')})")
+
+
+@bench.command("translate")
+@click.option("--model", default="demo-translator")
+@click.option("--n", default=16, type=int, help="captions")
+@click.option("--batch-size", default=8, type=int)
+@click.option("--max-new-tokens", default=128, type=int)
+@click.pass_context
+def bench_translate_cmd(ctx: click.Context, model: str, n: int, batch_size: int, max_new_tokens: int) -> None:
+    """Transformers engine on this machine: batched vs one at a time, and a cached re-run."""
+    import json
+
+    from dataengine.translate.bench import run
+
+    console.print_json(json.dumps(run(model, ctx.obj["storage"], n, batch_size, max_new_tokens)))
 
 
 @main.group()
