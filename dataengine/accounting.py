@@ -27,11 +27,21 @@ def _ids(files: list[str]) -> pl.LazyFrame:
 def check(input_ids_dir: str, samples: list[str], rejects: list[str]) -> dict[str, Any]:
     inputs = _ids(list_files(input_ids_dir, (".parquet",)))
     outputs = pl.concat([_ids(samples), _ids(rejects)])
-    n_in, n_samples, n_rejects = (lf.select(pl.len()).collect().item() for lf in (inputs, _ids(samples), _ids(rejects)))
+    n_in, n_samples, n_rejects = (
+        lf.select(pl.len()).collect().item() for lf in (inputs, _ids(samples), _ids(rejects))
+    )
     dup_out = outputs.group_by("id").len().filter(pl.col("len") > 1).select(pl.len()).collect().item()
     dup_in = inputs.group_by("id").len().filter(pl.col("len") > 1).select(pl.len()).collect().item()
     missing = inputs.join(outputs, on="id", how="anti").select(pl.len()).collect().item()
     extra = outputs.join(inputs, on="id", how="anti").select(pl.len()).collect().item()
     ok = n_in == n_samples + n_rejects and dup_out == 0 and dup_in == 0 and missing == 0 and extra == 0
-    return {"ok": ok, "inputs": n_in, "accepted": n_samples, "rejected": n_rejects,
-            "duplicate_input_ids": dup_in, "ids_in_both_or_twice": dup_out, "missing": missing, "unexpected": extra}
+    return {
+        "ok": ok,
+        "inputs": n_in,
+        "accepted": n_samples,
+        "rejected": n_rejects,
+        "duplicate_input_ids": dup_in,
+        "ids_in_both_or_twice": dup_out,
+        "missing": missing,
+        "unexpected": extra,
+    }

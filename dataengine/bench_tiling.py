@@ -44,8 +44,9 @@ def photo_set(kind: str, n: int, seed: int = 0) -> list[bytes]:
             x, y = rng.randint(0, p.width - cw), rng.randint(0, p.height - ch)
             crop = p.crop((x, y, x + cw, y + ch))
             scale = rng.randint(320, 1600) / max(crop.size)
-            img = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))),
-                              Image.Resampling.LANCZOS)
+            img = crop.resize(
+                (max(1, round(crop.width * scale)), max(1, round(crop.height * scale))), Image.Resampling.LANCZOS
+            )
         else:
             size = (4000, 3000) if i % 2 == 0 else (3000, 4000)
             img = Image.new("RGB", size)
@@ -107,12 +108,18 @@ def compare(images: list[bytes]) -> dict[str, Any]:
             scores.append(psnr(ref_tile, np.asarray(Image.open(io.BytesIO(enc)).convert("RGB"))))
     n = len(images)
     return {
-        "images": n, "tiles": tiles, "grids_identical": bool(grids_ok),
-        "reference_images_per_s": round(n / t_ref, 2), "fast_images_per_s": round(n / t_fast, 2),
-        "reference_tiles_per_s": round(tiles / t_ref, 1), "fast_tiles_per_s": round(tiles / t_fast, 1),
+        "images": n,
+        "tiles": tiles,
+        "grids_identical": bool(grids_ok),
+        "reference_images_per_s": round(n / t_ref, 2),
+        "fast_images_per_s": round(n / t_fast, 2),
+        "reference_tiles_per_s": round(tiles / t_ref, 1),
+        "fast_tiles_per_s": round(tiles / t_fast, 1),
         "speedup": round(t_ref / t_fast, 2),
-        "psnr_median_db": round(float(np.median(scores)), 2), "psnr_min_db": round(float(np.min(scores)), 2),
-        "psnr_p5_db": round(float(np.percentile(scores, 5)), 2), "psnr_values": scores,
+        "psnr_median_db": round(float(np.median(scores)), 2),
+        "psnr_min_db": round(float(np.min(scores)), 2),
+        "psnr_p5_db": round(float(np.percentile(scores, 5)), 2),
+        "psnr_values": scores,
     }
 
 
@@ -124,8 +131,10 @@ def load_dir(path: str) -> list[bytes]:
 def _read_into_rows(batch: Any) -> Any:
     from dataengine.records import new_row, to_table
 
-    rows = [new_row(id=os.path.basename(p) + f"#{i}", image_out=open(p, "rb").read())
-            for i, p in zip(batch["i"].to_pylist(), batch["path"].to_pylist(), strict=True)]
+    rows = [
+        new_row(id=os.path.basename(p) + f"#{i}", image_out=open(p, "rb").read())
+        for i, p in zip(batch["i"].to_pylist(), batch["path"].to_pylist(), strict=True)
+    ]
     return to_table(rows)
 
 
@@ -176,15 +185,25 @@ def bench_ray(images: list[bytes], repeat: int, num_cpus: int, object_store_mb: 
             for j in range(0, len(paths), 8):
                 stage(_read_into_rows(pa.table({"i": [k] * len(paths[j : j + 8]), "path": paths[j : j + 8]})))
         single = passes * len(paths) / (time.perf_counter() - t0)
-        ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 2**20, include_dashboard=False,
-                 log_to_driver=False)
+        ray.init(
+            num_cpus=num_cpus,
+            object_store_memory=object_store_mb * 2**20,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
         try:
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False
             ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // 8))
             ds = ds.map_batches(_read_into_rows, batch_format="pyarrow", batch_size=8)
-            ds = ds.map_batches(_TileOnly, fn_constructor_args=(config, out), batch_format="pyarrow", batch_size=8,
-                                compute=ray.data.ActorPoolStrategy(size=num_cpus), num_cpus=1)
+            ds = ds.map_batches(
+                _TileOnly,
+                fn_constructor_args=(config, out),
+                batch_format="pyarrow",
+                batch_size=8,
+                compute=ray.data.ActorPoolStrategy(size=num_cpus),
+                num_cpus=1,
+            )
             with MemorySampler() as mem:
                 t0 = time.perf_counter()
                 rows = sum(len(b["id"]) for b in ds.iter_batches(batch_format="pyarrow", batch_size=None))
@@ -193,11 +212,15 @@ def bench_ray(images: list[bytes], repeat: int, num_cpus: int, object_store_mb: 
         finally:
             ray.shutdown()
     return {
-        "images": rows, "num_cpus": num_cpus, "ray_images_per_s": round(rows / wall, 2),
+        "images": rows,
+        "num_cpus": num_cpus,
+        "ray_images_per_s": round(rows / wall, 2),
         "single_process_stage_images_per_s": round(single, 2),
         "single_process_tile_encoded_images_per_s": round(single_tiling, 2),
-        "scaling_vs_stage": round(rows / wall / single, 2), "scaling_vs_tile_encoded": round(rows / wall / single_tiling, 2),
-        "object_store_mib": object_store_mb, "tile_bytes_written_mib": round(written / 2**20, 1),
+        "scaling_vs_stage": round(rows / wall / single, 2),
+        "scaling_vs_tile_encoded": round(rows / wall / single_tiling, 2),
+        "object_store_mib": object_store_mb,
+        "tile_bytes_written_mib": round(written / 2**20, 1),
         "tile_data_vs_object_store": round(written / (object_store_mb * 2**20), 1),
         "peak_memory_gib": round(mem.peak / 2**30, 2),
     }

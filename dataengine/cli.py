@@ -24,8 +24,14 @@ def main(ctx: click.Context, storage: str | None) -> None:
     ctx.obj = {"storage": storage or default_root()}
 
 
-def _run(ctx: click.Context, name: str, input_uri: str | None, output: str | None, sets: tuple[str, ...],
-         address: str | None) -> None:
+def _run(
+    ctx: click.Context,
+    name: str,
+    input_uri: str | None,
+    output: str | None,
+    sets: tuple[str, ...],
+    address: str | None,
+) -> None:
     from dataengine import runner
     from dataengine.inspect import print_summary
 
@@ -34,8 +40,7 @@ def _run(ctx: click.Context, name: str, input_uri: str | None, output: str | Non
     except pipeline.PipelineError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        record = runner.run(spec, input_uri=input_uri, output_uri=output, address=address,
-                            storage=ctx.obj["storage"])
+        record = runner.run(spec, input_uri=input_uri, output_uri=output, address=address, storage=ctx.obj["storage"])
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     print_summary(record, console)
@@ -45,12 +50,23 @@ def _run(ctx: click.Context, name: str, input_uri: str | None, output: str | Non
 @click.argument("pipeline_name", metavar="PIPELINE")
 @click.option("--input", "input_uri", help="input file/directory or URI (overrides input.uri)")
 @click.option("--output", help="output directory or URI (default: <storage>/runs/<run_id>)")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a spec value, e.g. "
-              "stages.image.min_side=64 (repeatable)")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override a spec value, e.g. stages.image.min_side=64 (repeatable)",
+)
 @click.option("--address", help="Ray cluster address; default: start a local Ray")
 @click.pass_context
-def run(ctx: click.Context, pipeline_name: str, input_uri: str | None, output: str | None, sets: tuple[str, ...],
-        address: str | None) -> None:
+def run(
+    ctx: click.Context,
+    pipeline_name: str,
+    input_uri: str | None,
+    output: str | None,
+    sets: tuple[str, ...],
+    address: str | None,
+) -> None:
     """Run PIPELINE (a name in pipelines/ or a YAML path)."""
     _run(ctx, pipeline_name, input_uri, output, sets, address)
 
@@ -102,8 +118,7 @@ def bench_clean_cmd(ctx: click.Context, scale: int, data: str | None, num_cpus: 
     from dataengine.bench import bench_clean
 
     if data is None:
-        data = sample_data.ensure(join(ctx.obj["storage"], "datasets", f"demo-x{scale}"), scale=scale,
-                                  console=console)
+        data = sample_data.ensure(join(ctx.obj["storage"], "datasets", f"demo-x{scale}"), scale=scale, console=console)
     result = bench_clean(data, ctx.obj["storage"], num_cpus)
     table = Table("metric", "value", title="bench clean")
     for key, value in result.items():
@@ -119,30 +134,62 @@ def bench_clean_cmd(ctx: click.Context, scale: int, data: str | None, num_cpus: 
 @click.option("--ray-repeat", default=10, type=int, help="passes over the camera set in the Ray run")
 @click.option("--num-cpus", default=2, type=int)
 @click.option("--object-store-mb", default=200, type=int, help="object store of the Ray run (kept small)")
-def bench_tiling_cmd(images_dir: str | None, n_web: int, n_camera: int, with_ray: bool, ray_repeat: int,
-                     num_cpus: int, object_store_mb: int) -> None:
+def bench_tiling_cmd(
+    images_dir: str | None,
+    n_web: int,
+    n_camera: int,
+    with_ray: bool,
+    ray_repeat: int,
+    num_cpus: int,
+    object_store_mb: int,
+) -> None:
     """Reference (PIL) vs fast tiling, one process, one core: images/s, tiles/s, ratio, PSNR; optionally Ray."""
     import numpy as np
 
     from dataengine import bench_tiling as bt
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    sets = {"images": bt.load_dir(images_dir)} if images_dir else {
-        "web": bt.photo_set("web", n_web, seed=1), "camera": bt.photo_set("camera", n_camera, seed=2)}
-    table = Table("set", "images", "tiles", "ref img/s", "fast img/s", "ref tiles/s", "fast tiles/s", "speedup",
-                  "grids", "PSNR median", "PSNR min", title="bench tiling (1 process, 1 core)")
+    sets = (
+        {"images": bt.load_dir(images_dir)}
+        if images_dir
+        else {"web": bt.photo_set("web", n_web, seed=1), "camera": bt.photo_set("camera", n_camera, seed=2)}
+    )
+    table = Table(
+        "set",
+        "images",
+        "tiles",
+        "ref img/s",
+        "fast img/s",
+        "ref tiles/s",
+        "fast tiles/s",
+        "speedup",
+        "grids",
+        "PSNR median",
+        "PSNR min",
+        title="bench tiling (1 process, 1 core)",
+    )
     scores = []
     for name, images in sets.items():
         r = bt.compare(images)
         scores += r.pop("psnr_values")
-        table.add_row(name, str(r["images"]), str(r["tiles"]), str(r["reference_images_per_s"]),
-                      str(r["fast_images_per_s"]), str(r["reference_tiles_per_s"]), str(r["fast_tiles_per_s"]),
-                      f"{r['speedup']}x", "identical" if r["grids_identical"] else "DIFFER",
-                      f"{r['psnr_median_db']} dB", f"{r['psnr_min_db']} dB")
+        table.add_row(
+            name,
+            str(r["images"]),
+            str(r["tiles"]),
+            str(r["reference_images_per_s"]),
+            str(r["fast_images_per_s"]),
+            str(r["reference_tiles_per_s"]),
+            str(r["fast_tiles_per_s"]),
+            f"{r['speedup']}x",
+            "identical" if r["grids_identical"] else "DIFFER",
+            f"{r['psnr_median_db']} dB",
+            f"{r['psnr_min_db']} dB",
+        )
     console.print(table)
     if len(sets) > 1:
-        console.print(f"all sets: {len(scores)} tiles, PSNR median {np.median(scores):.2f} dB, "
-                      f"min {np.min(scores):.2f} dB")
+        console.print(
+            f"all sets: {len(scores)} tiles, PSNR median {np.median(scores):.2f} dB, min {np.min(scores):.2f} dB"
+        )
     if with_ray:
         images = sets.get("camera") or next(iter(sets.values()))
         res = bt.bench_ray(images, ray_repeat, num_cpus, object_store_mb)
@@ -226,13 +273,16 @@ def _translator(storage: str, model: str, engine: str, base_url: str, batch_size
 @main.command("translate")
 @click.argument("src", metavar="IN.jsonl")
 @click.argument("dst", metavar="OUT.jsonl")
-@click.option("--model", default="demo-translator", help="registered name, HF folder or .gguf (served name for openai)")
+@click.option(
+    "--model", default="demo-translator", help="registered name, HF folder or .gguf (served name for openai)"
+)
 @click.option("--engine", type=click.Choice(["transformers", "openai"]), default="transformers")
 @click.option("--base-url", default="http://127.0.0.1:8000/v1", help="openai engine: server base URL")
 @click.option("--batch-size", default=8, type=int)
 @click.pass_context
-def translate_cmd(ctx: click.Context, src: str, dst: str, model: str, engine: str, base_url: str,
-                  batch_size: int) -> None:
+def translate_cmd(
+    ctx: click.Context, src: str, dst: str, model: str, engine: str, base_url: str, batch_size: int
+) -> None:
     """Translate an InternVL/LLaVA annotation file to Chinese (English kept alongside; rejects beside OUT)."""
     from dataengine.translate.engines import EngineError
     from dataengine.translate.files import translate_file
@@ -242,9 +292,11 @@ def translate_cmd(ctx: click.Context, src: str, dst: str, model: str, engine: st
         counts = translate_file(src, dst, translator, version)
     except EngineError as exc:
         raise click.ClickException(str(exc)) from None
-    console.print(f"translated {counts['translated']}, rejected {counts['rejected']} -> {dst} "
-                  f"(rejects: {counts['rejects_file']}); LLM calls {translator.llm_calls}, "
-                  f"cache hits {translator.cache.hits if translator.cache else 0}")
+    console.print(
+        f"translated {counts['translated']}, rejected {counts['rejected']} -> {dst} "
+        f"(rejects: {counts['rejects_file']}); LLM calls {translator.llm_calls}, "
+        f"cache hits {translator.cache.hits if translator.cache else 0}"
+    )
 
 
 @main.group("eval")
@@ -266,8 +318,10 @@ def eval_translation(ctx: click.Context, n: int, model: str, engine: str, base_u
     translator, _ = _translator(ctx.obj["storage"], model, engine, base_url, batch_size, False)
     t0 = time.perf_counter()
     result = evaluate(translator, hsk_pairs(n))
-    console.print(f"{result['sentences']} sentences in {time.perf_counter() - t0:.1f} s: BLEU {result['bleu_zh']} "
-                  f"(zh tokenizer), chrF {result['chrf']}, passed validation {result['validated']}")
+    console.print(
+        f"{result['sentences']} sentences in {time.perf_counter() - t0:.1f} s: BLEU {result['bleu_zh']} "
+        f"(zh tokenizer), chrF {result['chrf']}, passed validation {result['validated']}"
+    )
     for ex in result["examples"]:
         console.print(f"  EN  {ex['en']}\n  REF {ex['ref']}\n  HYP {ex['hyp']}")
 

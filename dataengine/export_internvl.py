@@ -55,8 +55,20 @@ def export_internvl(run_id: str, out: str, storage: str | None = None) -> dict[s
         raise ValueError(f"run {run_id} is {record.get('status')}: only complete runs can be exported")
     out = out if is_remote(out) else os.path.abspath(out)
     lines: dict[str, list[str]] = {}
-    columns = ["id", "image", "image_format", "image_root", "image_path", "width", "height", "caption",
-               "conversations", "language", "caption_zh", "conversations_zh"]
+    columns = [
+        "id",
+        "image",
+        "image_format",
+        "image_root",
+        "image_path",
+        "width",
+        "height",
+        "caption",
+        "conversations",
+        "language",
+        "caption_zh",
+        "conversations_zh",
+    ]
     for path in record["files"]["samples"]:
         fs, p = resolve(path)
         with fs.open_input_file(p) as f:
@@ -65,9 +77,13 @@ def export_internvl(run_id: str, out: str, storage: str | None = None) -> dict[s
                     rel = f"images/{sample['id']}.{EXT.get(sample['image_format'], 'jpg')}"
                     write_bytes_atomic(join(out, rel), _image_bytes(sample))
                     for lang, s in texts_by_language(sample).items():
-                        rec = {"id": f"{sample['id']}_{lang}" if lang != sample.get("language") else sample["id"],
-                               "image": rel, "width": sample["width"], "height": sample["height"],
-                               "conversations": to_conversations(s, lang)}
+                        rec = {
+                            "id": f"{sample['id']}_{lang}" if lang != sample.get("language") else sample["id"],
+                            "image": rel,
+                            "width": sample["width"],
+                            "height": sample["height"],
+                            "conversations": to_conversations(s, lang),
+                        }
                         lines.setdefault(lang, []).append(json.dumps(rec, ensure_ascii=False))
     max_patch = next((s.get("max_tiles") for s in record["config"]["stages"] if s["op"] == "tile"), None)
     meta = {}
@@ -75,8 +91,14 @@ def export_internvl(run_id: str, out: str, storage: str | None = None) -> dict[s
         name = f"{record['pipeline']}_{lang}"
         ann = join(out, f"{name}.jsonl")
         atomic_write(ann, lambda f, recs=recs: _write_lines(f, recs))
-        meta[name] = {"root": out, "annotation": ann, "data_augment": False, "repeat_time": 1, "length": len(recs),
-                      **({"max_dynamic_patch": max_patch} if max_patch else {})}
+        meta[name] = {
+            "root": out,
+            "annotation": ann,
+            "data_augment": False,
+            "repeat_time": 1,
+            "length": len(recs),
+            **({"max_dynamic_patch": max_patch} if max_patch else {}),
+        }
     write_bytes_atomic(join(out, "meta.json"), json.dumps(meta, indent=2, ensure_ascii=False).encode())
     return meta
 

@@ -21,20 +21,32 @@ def run_stats(record: dict[str, Any]) -> dict[str, Any]:
     accepted = samples.select(pl.len()).collect().item() if samples is not None else 0
     rejected = rejects.select(pl.len()).collect().item() if rejects is not None else 0
     by_reason = (
-        rejects.group_by("stage", "reason").len().sort(["len", "stage", "reason"], descending=[True, False, False])
-        .collect().rows(named=True)
-        if rejects is not None else []
+        rejects.group_by("stage", "reason")
+        .len()
+        .sort(["len", "stage", "reason"], descending=[True, False, False])
+        .collect()
+        .rows(named=True)
+        if rejects is not None
+        else []
     )
     by_stage = (
         rejects.group_by("stage").len().sort("len", descending=True).collect().rows(named=True)
-        if rejects is not None else []
+        if rejects is not None
+        else []
     )
     languages = (
         samples.group_by("language").len().sort("len", descending=True).collect().rows(named=True)
-        if samples is not None else []
+        if samples is not None
+        else []
     )
-    return {"inputs": accepted + rejected, "accepted": accepted, "rejected": rejected,
-            "rejects_by_stage": by_stage, "rejects_by_reason": by_reason, "languages": languages}
+    return {
+        "inputs": accepted + rejected,
+        "accepted": accepted,
+        "rejected": rejected,
+        "rejects_by_stage": by_stage,
+        "rejects_by_reason": by_reason,
+        "languages": languages,
+    }
 
 
 def print_summary(record: dict[str, Any], console: Console | None = None, show_config: bool = False) -> None:

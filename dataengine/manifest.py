@@ -29,8 +29,14 @@ def started(run_id: str, spec: PipelineSpec, input_uri: str, output: str, t0: fl
     }
 
 
-def finished(record: dict[str, Any], files: list[dict[str, Any]], check: dict[str, Any], wall_s: float,
-             ray_version: str, tile_index: str | None = None) -> dict[str, Any]:
+def finished(
+    record: dict[str, Any],
+    files: list[dict[str, Any]],
+    check: dict[str, Any],
+    wall_s: float,
+    ray_version: str,
+    tile_index: str | None = None,
+) -> dict[str, Any]:
     return {
         **record,
         "status": "complete",

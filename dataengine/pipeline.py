@@ -21,11 +21,25 @@ from dataengine.storage import PROJECT_ROOT
 
 PIPELINE_DIR = PROJECT_ROOT / "pipelines"
 Stage = Annotated[
-    ResolveConfig | ImageConfig | TextConfig | LanguageConfig | DedupConfig | TranslateConfig | TileConfig | ExportConfig,
+    ResolveConfig
+    | ImageConfig
+    | TextConfig
+    | LanguageConfig
+    | DedupConfig
+    | TranslateConfig
+    | TileConfig
+    | ExportConfig,
     Field(discriminator="op"),
 ]
 # an op may only run after the ops whose columns it reads
-NEEDS = {"image": {"resolve"}, "language": {"text"}, "dedup": {"image"}, "tile": {"image"}, "export": {"image"}, "translate": {"language"}}
+NEEDS = {
+    "image": {"resolve"},
+    "language": {"text"},
+    "dedup": {"image"},
+    "tile": {"image"},
+    "export": {"image"},
+    "translate": {"language"},
+}
 
 
 class PipelineError(ValueError):
@@ -69,8 +83,9 @@ class PipelineSpec(Strict):
             missing = NEEDS.get(op, set()) - set(ops[:i])
             if missing:
                 raise ValueError(f"stages[{i}] ({op}) needs {sorted(missing)} before it")
-        if "dedup" in ops and "tile" in ops and ops.index("tile") < ops.index("dedup"):
-            raise ValueError("stages: 'tile' must come after 'dedup' (only surviving samples are tiled)")
+        for late in ("translate", "tile"):  # costly stages work on surviving samples only
+            if "dedup" in ops and late in ops and ops.index(late) < ops.index("dedup"):
+                raise ValueError(f"stages: '{late}' must come after 'dedup' (only surviving samples are processed)")
         if "dedup" in ops and self.stage("dedup").key == "image+text" and "text" not in ops[: ops.index("dedup")]:
             raise ValueError("stages: dedup with key image+text needs the 'text' stage before it")
         return self

@@ -85,8 +85,11 @@ def map_stage(ds: Any, stage: Any, output: str, storage: str) -> Any:
         cls, args = OpBatches, (ROW_OPS[stage.op], config)
     if stage.compute.kind == "actors":
         return ds.map_batches(cls, fn_constructor_args=args, batch_format="pyarrow", **stage.ray_args())
-    fn = partial(_apply_tile, config=config, output=output) if stage.op == "tile" else partial(
-        _apply, op_name=stage.op, config=config)
+    fn = (
+        partial(_apply_tile, config=config, output=output)
+        if stage.op == "tile"
+        else partial(_apply, op_name=stage.op, config=config)
+    )
     return ds.map_batches(fn, batch_format="pyarrow", **stage.ray_args())
 
 
@@ -155,8 +158,11 @@ def run(
         ds = map_stage(ds, stage, output, storage)
     files = export(ds, spec.stage("export"), output, run_id)
     tile_index = write_index(output) if "tile" in [s.op for s in spec.stages] else None
-    check = accounting.check(input_ids, [f["file"] for f in files if f["table"] == "samples"],
-                             [f["file"] for f in files if f["table"] == "rejects"])
+    check = accounting.check(
+        input_ids,
+        [f["file"] for f in files if f["table"] == "samples"],
+        [f["file"] for f in files if f["table"] == "rejects"],
+    )
     delete_dir(join(output, "_work"))
     record = manifest.finished(record, files, check, time.time() - started, ray.__version__, tile_index)
     manifest.commit(output, run_dir, record)

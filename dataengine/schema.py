@@ -37,8 +37,12 @@ def load(name: str, version: int = 1) -> pa.Schema:
     """The Arrow schema of `schemas/{name}.v{version}.json`, tagged with its name and version."""
     doc = json.loads((SCHEMA_DIR / f"{name}.v{version}.json").read_text())
     fields = [
-        pa.field(f["name"], _arrow_type(f["type"]), nullable=f.get("nullable", True),
-                 metadata={"description": f.get("description", "")})
+        pa.field(
+            f["name"],
+            _arrow_type(f["type"]),
+            nullable=f.get("nullable", True),
+            metadata={"description": f.get("description", "")},
+        )
         for f in doc["fields"]
     ]
     return pa.schema(fields, metadata={"dataengine.schema": f"{doc['name']}.v{doc['version']}"})

@@ -23,7 +23,9 @@ def shard_files(uri: str) -> list[str]:
     return list_files(base, (".parquet",))
 
 
-def iter_samples(uri: str, *, shards: list[str] | None = None, batch_rows: int = 16) -> Iterator[tuple[str, list[bytes]]]:
+def iter_samples(
+    uri: str, *, shards: list[str] | None = None, batch_rows: int = 16
+) -> Iterator[tuple[str, list[bytes]]]:
     """(id, JPEG tiles) for every sample, shard by shard, a few rows in memory at a time."""
     for shard in shards if shards is not None else shard_files(uri):
         fs, path = resolve(shard)

@@ -42,8 +42,9 @@ def candidate_grids(min_tiles: int = 1, max_tiles: int = 12) -> tuple[tuple[int,
     return tuple(sorted(grids, key=lambda g: g[0] * g[1]))
 
 
-def plan_grid(width: int, height: int, *, min_tiles: int = 1, max_tiles: int = 12, tile_size: int = 448) -> tuple[
-        int, int]:
+def plan_grid(
+    width: int, height: int, *, min_tiles: int = 1, max_tiles: int = 12, tile_size: int = 448
+) -> tuple[int, int]:
     """(cols, rows) by InternVL's rule: strictly smaller aspect-ratio difference wins; on an exact tie the
     later (larger) grid wins only if the image has more than half the grid's pixels."""
     if width < 1 or height < 1:
@@ -59,8 +60,9 @@ def plan_grid(width: int, height: int, *, min_tiles: int = 1, max_tiles: int = 1
     return best
 
 
-def tile_image(image: Image.Image, *, min_tiles: int = 1, max_tiles: int = 12, tile_size: int = 448,
-               thumbnail: bool = True) -> list[Image.Image]:
+def tile_image(
+    image: Image.Image, *, min_tiles: int = 1, max_tiles: int = 12, tile_size: int = 448, thumbnail: bool = True
+) -> list[Image.Image]:
     """Reference tiling with Pillow: tiles row-major, then the thumbnail (only when there are several tiles)."""
     cols, rows = plan_grid(*image.size, min_tiles=min_tiles, max_tiles=max_tiles, tile_size=tile_size)
     resized = image.resize((tile_size * cols, tile_size * rows), Image.Resampling.BICUBIC)
@@ -118,8 +120,16 @@ def _resize(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.resize(size, Image.Resampling.BICUBIC))
 
 
-def tile_encoded(data: bytes, *, min_tiles: int = 1, max_tiles: int = 12, tile_size: int = 448,
-                 thumbnail: bool = True, quality: int = 95, subsampling: str = "auto") -> TiledImage:
+def tile_encoded(
+    data: bytes,
+    *,
+    min_tiles: int = 1,
+    max_tiles: int = 12,
+    tile_size: int = 448,
+    thumbnail: bool = True,
+    quality: int = 95,
+    subsampling: str = "auto",
+) -> TiledImage:
     """Fast tiling of encoded image bytes into JPEG tiles; same grid and order as `tile_image`.
 
     subsampling: "444", "420", or "auto" (4:2:0 when the image is upscaled to its grid, so the tiles hold no
@@ -140,6 +150,7 @@ def tile_encoded(data: bytes, *, min_tiles: int = 1, max_tiles: int = 12, tile_s
     ]
     if thumbnail and len(tiles) > 1:
         tiles.append(cv2.resize(grid_img, (tile_size, tile_size), interpolation=cv2.INTER_AREA))
-    encoded = [simplejpeg.encode_jpeg(t, quality=quality, colorspace="RGB", colorsubsampling=subsampling)
-               for t in tiles]
+    encoded = [
+        simplejpeg.encode_jpeg(t, quality=quality, colorspace="RGB", colorsubsampling=subsampling) for t in tiles
+    ]
     return TiledImage(grid=(cols, rows), size=(w, h), tiles=encoded)

@@ -25,16 +25,35 @@ def build_tiny_llm(path: Path) -> Path:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    corpus = ["A red car parked on the street.", "一辆红色的汽车停在街上。", "Text for translation: a dog",
-              "You are a professional translator.", "草地上有一只狗。", "<image> ⟦0⟧ 12 3.5"] * 20
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    corpus = [
+        "A red car parked on the street.",
+        "一辆红色的汽车停在街上。",
+        "Text for translation: a dog",
+        "You are a professional translator.",
+        "草地上有一只狗。",
+        "<image> ⟦0⟧ 12 3.5",
+    ] * 20
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|end|>")
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=fast.vocab_size + 8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
-                         eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, tie_word_embeddings=True)
+    config = Qwen2Config(
+        vocab_size=fast.vocab_size + 8,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        tie_word_embeddings=True,
+    )
     Qwen2ForCausalLM(config).save_pretrained(path)
     fast.save_pretrained(path)
     return path
@@ -81,9 +100,13 @@ class ScriptedLLM:
                     return self._send(503, {"error": {"message": "overloaded"}})
                 text = re.sub(r"(?s)^.*Text for translation: ", "", payload["messages"][-1]["content"])
                 answer = DICTIONARY.get(text, text)
-                self._send(200, {"choices": [{"message": {"role": "assistant", "content": answer},
-                                              "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 10, "completion_tokens": len(answer)}})
+                self._send(
+                    200,
+                    {
+                        "choices": [{"message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": len(answer)},
+                    },
+                )
 
             def _send(self, code, body):
                 data = json.dumps(body, ensure_ascii=False).encode()

@@ -45,9 +45,9 @@ def test_test_images_are_what_they_claim():
 def test_exact_and_near_duplicates_across_blocks(ray_local):
     a = textured(1, (400, 300))
     rows = [
-        checked("id-b", encode(a, "PNG")),          # same pixels as id-a
+        checked("id-b", encode(a, "PNG")),  # same pixels as id-a
         checked("id-a", encode(a, "PNG")),
-        checked("id-c", near_copy(a)),             # smaller near copy
+        checked("id-c", near_copy(a)),  # smaller near copy
         checked("id-d", encode(textured(2, (400, 300)), "PNG")),
         checked("id-e", encode(textured(3, (500, 300)), "PNG")),
     ]
@@ -56,7 +56,10 @@ def test_exact_and_near_duplicates_across_blocks(ray_local):
     assert len(out) == 6
     assert out["id-a"]["reason"] is None  # same size: smallest id survives
     assert (out["id-b"]["reason"], out["id-b"]["duplicate_of"], out["id-b"]["stage"]) == (
-        "duplicate_exact", "id-a", "dedup")
+        "duplicate_exact",
+        "id-a",
+        "dedup",
+    )
     assert (out["id-c"]["reason"], out["id-c"]["duplicate_of"]) == ("duplicate_near", "id-a")
     assert out["id-d"]["reason"] is None and out["id-e"]["reason"] is None
     assert out["id-rej"]["reason"] == "invalid_json"  # earlier rejects pass through untouched
@@ -86,8 +89,14 @@ def test_near_can_be_disabled(ray_local):
 
 
 def test_bucket_edges_threshold():
-    group = pa.table({"band": ["0:1:"] * 3, "id": ["a", "b", "c"],
-                      "phash": ["ffff000000000000", "ffff000000000007", "0000ffffffffffff"], "area": [1, 1, 1]})
+    group = pa.table(
+        {
+            "band": ["0:1:"] * 3,
+            "id": ["a", "b", "c"],
+            "phash": ["ffff000000000000", "ffff000000000007", "0000ffffffffffff"],
+            "area": [1, 1, 1],
+        }
+    )
     edges = bucket_edges(group, threshold=4).to_pylist()
     assert [(e["a"], e["b"]) for e in edges] == [("a", "b")]
 

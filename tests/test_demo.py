@@ -29,9 +29,22 @@ def test_demo_accounts_for_everything(demo_run):
 def test_demo_shows_each_kind_of_defect(demo_run):
     rejects = pl.read_parquet(demo_run["files"]["rejects"])
     reasons = set(rejects["reason"])
-    for reason in ["decode_error", "empty_file", "not_an_image", "duplicate_exact", "duplicate_near",
-                   "language_not_allowed", "too_small", "path_outside_root", "missing_file", "too_many_pixels",
-                   "invalid_json", "invalid_utf8", "boilerplate", "caption_too_short"]:
+    for reason in [
+        "decode_error",
+        "empty_file",
+        "not_an_image",
+        "duplicate_exact",
+        "duplicate_near",
+        "language_not_allowed",
+        "too_small",
+        "path_outside_root",
+        "missing_file",
+        "too_many_pixels",
+        "invalid_json",
+        "invalid_utf8",
+        "boilerplate",
+        "caption_too_short",
+    ]:
         assert reason in reasons, reason
     dup = rejects.filter(pl.col("reason") == "duplicate_exact").row(0, named=True)
     assert dup["duplicate_of"]

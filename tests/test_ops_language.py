@@ -50,8 +50,10 @@ def test_other_language_rejected_with_reason():
 
 
 def test_other_language_kept_when_configured():
-    assert route("Une femme lit un livre dans un café près de la fenêtre ouverte.", keep=["en", "zh", "fr"])[
-        "reason"] is None
+    assert (
+        route("Une femme lit un livre dans un café près de la fenêtre ouverte.", keep=["en", "zh", "fr"])["reason"]
+        is None
+    )
 
 
 def test_no_letters_is_undetermined():

@@ -28,8 +28,17 @@ def test_reads_bytes_inside_root(root):
     assert out["reason"] is None and out["image"][:2] == b"\xff\xd8"
 
 
-@pytest.mark.parametrize("path", ["../secret.jpg", "img/../../secret.jpg", "/etc/passwd", "file:///etc/passwd",
-                                  "C:\\Windows\\win.ini", "s3://bucket/x.jpg"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../secret.jpg",
+        "img/../../secret.jpg",
+        "/etc/passwd",
+        "file:///etc/passwd",
+        "C:\\Windows\\win.ini",
+        "s3://bucket/x.jpg",
+    ],
+)
 def test_paths_outside_root_are_rejected(root, path):
     out = run(root, path)
     assert (out["stage"], out["reason"]) == ("resolve", "path_outside_root")

@@ -54,8 +54,17 @@ def test_huge_caption_rejected_before_cleaning():
     assert out["reason"] == "caption_too_long" and "raw" in out["detail"]
 
 
-@pytest.mark.parametrize("text", ["Click here to enlarge", "IMG_2041.jpg", "Stock Photo - a dog on grass",
-                                  "No description available", "图片 0012", "点击查看大图"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Click here to enlarge",
+        "IMG_2041.jpg",
+        "Stock Photo - a dog on grass",
+        "No description available",
+        "图片 0012",
+        "点击查看大图",
+    ],
+)
 def test_boilerplate(text):
     assert clean_caption(text)["reason"] == "boilerplate"
 

@@ -50,6 +50,9 @@ def test_unknown_op_and_top_level_key():
         (["image", "export"], "needs \\['resolve'\\]"),
         (["resolve", "dedup", "image", "export"], "needs \\['image'\\]"),
         (["resolve", "image", "image", "export"], "more than once"),
+        (["resolve", "image", "text", "language", "translate", "dedup", "export"], "'translate' must come after"),
+        (["resolve", "image", "tile", "dedup", "export"], "'tile' must come after"),
+        (["resolve", "image", "translate", "export"], "needs \\['language'\\]"),
     ],
 )
 def test_stage_order_rules(ops, msg):
@@ -58,11 +61,21 @@ def test_stage_order_rules(ops, msg):
 
 
 def test_resources_and_compute_map_to_ray_args():
-    spec = parse({"name": "t", "stages": [
-        {"op": "resolve"},
-        {"op": "image", "batch_size": 8, "resources": {"num_cpus": 2, "memory": 1000},
-         "compute": {"kind": "actors", "size": 3}},
-        {"op": "export"}]})
+    spec = parse(
+        {
+            "name": "t",
+            "stages": [
+                {"op": "resolve"},
+                {
+                    "op": "image",
+                    "batch_size": 8,
+                    "resources": {"num_cpus": 2, "memory": 1000},
+                    "compute": {"kind": "actors", "size": 3},
+                },
+                {"op": "export"},
+            ],
+        }
+    )
     args = spec.stage("image").ray_args()
     assert args["batch_size"] == 8 and args["num_cpus"] == 2 and args["memory"] == 1000
     assert type(args["compute"]).__name__ == "ActorPoolStrategy"

@@ -22,11 +22,16 @@ def read_all(input_uri, fmt="auto", max_record_bytes=1 << 20):
 
 
 def test_jsonl_captions_conversations_and_stable_ids(tmp_path):
-    write_jsonl(tmp_path / "a.jsonl", [
-        {"id": "orig-1", "image": "img/1.jpg", "caption": "a cat"},
-        {"image": "img/2.jpg", "conversations": [{"from": "human", "value": "<image>\nWhat?"},
-                                                 {"from": "gpt", "value": "A dog."}]},
-    ])
+    write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"id": "orig-1", "image": "img/1.jpg", "caption": "a cat"},
+            {
+                "image": "img/2.jpg",
+                "conversations": [{"from": "human", "value": "<image>\nWhat?"}, {"from": "gpt", "value": "A dog."}],
+            },
+        ],
+    )
     rows = read_all(tmp_path / "a.jsonl")
     assert [r["reason"] for r in rows] == [None, None]
     assert rows[0]["source_key"] == "orig-1" and rows[0]["location"] == "a.jsonl:1"
@@ -103,11 +108,13 @@ def test_broken_meta_json_is_one_reject(tmp_path):
 
 def test_parquet_bytes_and_hf_struct_images(tmp_path):
     img = encode(textured(1))
-    table = pa.table({
-        "id": ["p0", "p1", "p2"],
-        "image": [{"bytes": img, "path": "x.jpg"}, {"bytes": img, "path": None}, {"bytes": None, "path": "y"}],
-        "caption": ["first", "second", "third"],
-    })
+    table = pa.table(
+        {
+            "id": ["p0", "p1", "p2"],
+            "image": [{"bytes": img, "path": "x.jpg"}, {"bytes": img, "path": None}, {"bytes": None, "path": "y"}],
+            "caption": ["first", "second", "third"],
+        }
+    )
     pq.write_table(table, tmp_path / "d.parquet")
     rows = read_all(tmp_path / "d.parquet")
     assert [r["reason"] for r in rows] == [None, None, "missing_image"]
@@ -139,14 +146,21 @@ def _tar(path, members):
 
 def test_webdataset_groups_members_by_key(tmp_path):
     img = encode(textured(3))
-    _tar(tmp_path / "s.tar", [
-        ("000.jpg", img), ("000.txt", b"a caption"),
-        ("001.png", encode(textured(4), "PNG")), ("001.json", json.dumps({"caption": "json caption", "id": "k1"}).encode()),
-        ("002.txt", b"text without image"),
-        ("003.jpg", img),
-        ("dir/004.webp", img), ("dir/004.txt", b"nested"),
-        ("000.jpg", img), ("000.txt", b"repeated key"),
-    ])
+    _tar(
+        tmp_path / "s.tar",
+        [
+            ("000.jpg", img),
+            ("000.txt", b"a caption"),
+            ("001.png", encode(textured(4), "PNG")),
+            ("001.json", json.dumps({"caption": "json caption", "id": "k1"}).encode()),
+            ("002.txt", b"text without image"),
+            ("003.jpg", img),
+            ("dir/004.webp", img),
+            ("dir/004.txt", b"nested"),
+            ("000.jpg", img),
+            ("000.txt", b"repeated key"),
+        ],
+    )
     rows = read_all(tmp_path / "s.tar")
     assert [r["reason"] for r in rows] == [None, None, "missing_image", "missing_text", None, None]
     assert rows[1]["source_key"] == "k1" and rows[1]["caption"] == "json caption"

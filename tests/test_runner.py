@@ -21,9 +21,16 @@ GOOD = [
 
 def spec(**over):
     raw = {
-        "name": "t", "ray": {"progress": False},
-        "stages": [{"op": "resolve"}, {"op": "image"}, {"op": "text"}, {"op": "language"},
-                   {"op": "dedup", "num_partitions": 2}, {"op": "export", "batch_size": 4}],
+        "name": "t",
+        "ray": {"progress": False},
+        "stages": [
+            {"op": "resolve"},
+            {"op": "image"},
+            {"op": "text"},
+            {"op": "language"},
+            {"op": "dedup", "num_partitions": 2},
+            {"op": "export", "batch_size": 4},
+        ],
     }
     raw.update(over)
     return pipeline.parse(raw)
@@ -88,7 +95,8 @@ def test_output_uri_and_refusing_to_overwrite(ray_local, tmp_path):
         runner.run(sp, input_uri=str(tmp_path / "data"), output_uri=out, storage=str(tmp_path / "s"))
     sp2 = spec(output={"overwrite": True})
     assert runner.run(sp2, input_uri=str(tmp_path / "data"), output_uri=out, storage=str(tmp_path / "s"))[
-        "accounting"]["ok"]
+        "accounting"
+    ]["ok"]
 
 
 def test_killed_run_debris_is_cleared_on_rerun(ray_local, tmp_path):
@@ -145,12 +153,18 @@ def test_hostile_inputs_never_crash_and_every_record_is_accounted(ray_local, tmp
     (img / "pngsig.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
     cap = "A perfectly reasonable English caption for this picture."
     expected = {
-        "truncated": ("image", "decode_error"), "zero": ("resolve", "empty_file"),
-        "text": ("image", "not_an_image"), "bomb": ("image", "too_many_pixels"),
-        "random": ("image", "not_an_image"), "pngsig": ("image", "not_an_image"),
-        "traversal": ("resolve", "path_outside_root"), "absolute": ("resolve", "path_outside_root"),
-        "missing": ("resolve", "missing_file"), "dir": ("resolve", "not_a_file"),
-        "huge": ("text", "caption_too_long"), "nontext": ("ingest", "invalid_caption"),
+        "truncated": ("image", "decode_error"),
+        "zero": ("resolve", "empty_file"),
+        "text": ("image", "not_an_image"),
+        "bomb": ("image", "too_many_pixels"),
+        "random": ("image", "not_an_image"),
+        "pngsig": ("image", "not_an_image"),
+        "traversal": ("resolve", "path_outside_root"),
+        "absolute": ("resolve", "path_outside_root"),
+        "missing": ("resolve", "missing_file"),
+        "dir": ("resolve", "not_a_file"),
+        "huge": ("text", "caption_too_long"),
+        "nontext": ("ingest", "invalid_caption"),
         "weird_id": ("ingest", "missing_image"),
     }
     recs += [

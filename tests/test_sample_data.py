@@ -145,8 +145,10 @@ def test_defects_get_the_documented_reasons_from_the_demo_stages(demo):
         distance = bin(int(a["phash"], 16) ^ int(b["phash"], 16)).count("1")
         if a["text_key"] == b["text_key"] and (a["pixel_hash"] == b["pixel_hash"] or distance <= threshold):
             dups.add(frozenset((a["source_key"], b["source_key"])))
-    assert dups == {frozenset({"photo-rocket", "duplicate-exact"}),
-                    frozenset({"photo-grace_hopper", "duplicate-near"})}
+    assert dups == {
+        frozenset({"photo-rocket", "duplicate-exact"}),
+        frozenset({"photo-grace_hopper", "duplicate-near"}),
+    }
 
 
 def test_same_seed_gives_identical_files_and_rebuild_replaces_in_place(demo, tmp_path):

@@ -30,12 +30,20 @@ def tiled_run(ray_local, tmp_path_factory):
         recs.append({"image": f"img/{i}.png", "caption": f"A colourful abstract texture number {i} for tiling."})
     recs.append({"image": "img/missing.png", "caption": "This one is missing from the folder."})
     write_jsonl(data / "a.jsonl", recs)
-    spec = pipeline.parse({
-        "name": "tiled", "ray": {"progress": False},
-        "stages": [{"op": "resolve"}, {"op": "image"}, {"op": "text"}, {"op": "dedup", "num_partitions": 2},
-                   {"op": "tile", "shard_target_bytes": 200_000, "webdataset": True, "batch_size": 8},
-                   {"op": "export"}],
-    })
+    spec = pipeline.parse(
+        {
+            "name": "tiled",
+            "ray": {"progress": False},
+            "stages": [
+                {"op": "resolve"},
+                {"op": "image"},
+                {"op": "text"},
+                {"op": "dedup", "num_partitions": 2},
+                {"op": "tile", "shard_target_bytes": 200_000, "webdataset": True, "batch_size": 8},
+                {"op": "export"},
+            ],
+        }
+    )
     return runner.run(spec, input_uri=str(data), storage=str(root))
 
 
@@ -128,7 +136,7 @@ def test_export_internvl_writes_meta_jsonl_and_images(tiled_run, tmp_path):
     storage = tiled_run["output"].split("/runs/")[0]
     meta = export_internvl(tiled_run["run_id"], str(tmp_path / "ivl"), storage)
     assert json.loads((tmp_path / "ivl" / "meta.json").read_text()) == meta
-    (name, entry), = meta.items()
+    ((name, entry),) = meta.items()
     assert name == "tiled_en" and entry["length"] == len(SIZES) and entry["max_dynamic_patch"] == 12
     lines = [json.loads(x) for x in open(entry["annotation"], encoding="utf-8")]
     for rec in lines:

@@ -34,8 +34,10 @@ def transcribed_grid(w, h, lo, hi, size=448):
 
 def transcribed_grids_all(n, lo, hi, size=448):
     """The same rule evaluated for every (w, h) in 1..n at once, with the same float operations."""
-    ratios = sorted({(i, j) for k in range(lo, hi + 1) for i in range(1, k + 1) for j in range(1, k + 1)
-                     if lo <= i * j <= hi}, key=lambda r: r[0] * r[1])
+    ratios = sorted(
+        {(i, j) for k in range(lo, hi + 1) for i in range(1, k + 1) for j in range(1, k + 1) if lo <= i * j <= hi},
+        key=lambda r: r[0] * r[1],
+    )
     w, h = np.meshgrid(np.arange(1, n + 1, dtype=np.float64), np.arange(1, n + 1, dtype=np.float64), indexing="ij")
     aspect = w / h
     best_diff = np.full(w.shape, np.inf)
@@ -97,8 +99,9 @@ def test_tile_pixels_match_pil_bicubic_reference(size):
 
 
 def test_no_thumbnail_when_disabled_or_single_tile():
-    assert len(tile_image(textured(1, (1000, 700)), thumbnail=False)) == plan_grid(1000, 700)[0] * plan_grid(
-        1000, 700)[1]
+    assert (
+        len(tile_image(textured(1, (1000, 700)), thumbnail=False)) == plan_grid(1000, 700)[0] * plan_grid(1000, 700)[1]
+    )
     assert len(tile_image(textured(1, (448, 448)))) == 1
 
 

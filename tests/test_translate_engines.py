@@ -89,8 +89,9 @@ def test_serve_translator_speaks_openai(ray_local, tiny_llm):
         direct = TransformersEngine(str(tiny_llm)).generate(MSGS, max_new_tokens=5, temperature=0.0)
         assert [o.text for o in outs] == [d.text for d in direct]
         assert all(o.finish_reason in ("stop", "length") for o in outs)
-        bad = urllib.request.Request(f"{base}/chat/completions", data=b'{"nope": 1}',
-                                     headers={"Content-Type": "application/json"})
+        bad = urllib.request.Request(
+            f"{base}/chat/completions", data=b'{"nope": 1}', headers={"Content-Type": "application/json"}
+        )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(bad, timeout=30)
         assert err.value.code == 400

@@ -13,34 +13,78 @@ from dataengine.cli import main
 
 
 def test_translate_annotation_file(tmp_path):
-    src = write_jsonl(tmp_path / "in.jsonl", [
-        {"id": "a", "image": "a.jpg", "caption": "A red car parked on the street."},
-        {"id": "b", "image": "b.jpg", "conversations": [
-            {"from": "human", "value": "<image>\nWhat is in the picture?"},
-            {"from": "gpt", "value": "A cat sleeping on a sofa."}]},
-        b"{broken json",
-        {"id": "c", "image": "c.jpg", "caption": "Say hello"},
-        {"id": "d", "image": "d.jpg"},
-        {"id": "e", "image": "e.jpg", "caption": "A dog runs on the grass with 2 balls."},
-    ])
+    src = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": "a", "image": "a.jpg", "caption": "A red car parked on the street."},
+            {
+                "id": "b",
+                "image": "b.jpg",
+                "conversations": [
+                    {"from": "human", "value": "<image>\nWhat is in the picture?"},
+                    {"from": "gpt", "value": "A cat sleeping on a sofa."},
+                ],
+            },
+            b"{broken json",
+            {"id": "c", "image": "c.jpg", "caption": "Say hello"},
+            {"id": "d", "image": "d.jpg"},
+            {"id": "e", "image": "e.jpg", "caption": "A dog runs on the grass with 2 balls."},
+        ],
+    )
     dst = tmp_path / "out.jsonl"
     with ScriptedLLM() as server:
-        res = CliRunner().invoke(main, ["--storage", str(tmp_path / "st"), "translate", str(src), str(dst),
-                                        "--engine", "openai", "--model", "scripted", "--base-url", server.base_url],
-                                 catch_exceptions=False)
+        res = CliRunner().invoke(
+            main,
+            [
+                "--storage",
+                str(tmp_path / "st"),
+                "translate",
+                str(src),
+                str(dst),
+                "--engine",
+                "openai",
+                "--model",
+                "scripted",
+                "--base-url",
+                server.base_url,
+            ],
+            catch_exceptions=False,
+        )
         assert res.exit_code == 0, res.output
         first_calls = server.requests
-        again = CliRunner().invoke(main, ["--storage", str(tmp_path / "st"), "translate", str(src), str(dst),
-                                          "--engine", "openai", "--model", "scripted", "--base-url",
-                                          server.base_url], catch_exceptions=False)
+        again = CliRunner().invoke(
+            main,
+            [
+                "--storage",
+                str(tmp_path / "st"),
+                "translate",
+                str(src),
+                str(dst),
+                "--engine",
+                "openai",
+                "--model",
+                "scripted",
+                "--base-url",
+                server.base_url,
+            ],
+            catch_exceptions=False,
+        )
         assert server.requests - first_calls == 2 and "cache hits 4" in again.output  # only "Say hello" retried
     out = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
     rejects = [json.loads(x) for x in (tmp_path / "out.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in out] == ["a", "b", "e"]
-    assert out[0]["caption"] == "一辆红色的汽车停在街上。" and out[0]["caption_en"] == "A red car parked on the street."
-    assert out[1]["conversations"][0] == {"from": "human", "value": "<image>\n图片里有什么？",
-                                          "value_en": "<image>\nWhat is in the picture?"}
+    assert (
+        out[0]["caption"] == "一辆红色的汽车停在街上。" and out[0]["caption_en"] == "A red car parked on the street."
+    )
+    assert out[1]["conversations"][0] == {
+        "from": "human",
+        "value": "<image>\n图片里有什么？",
+        "value_en": "<image>\nWhat is in the picture?",
+    }
     assert out[0]["translation"]["status"] == "ok" and out[0]["translation"]["engine"] == "openai"
     assert sorted((r["line"], r["reason"]) for r in rejects) == [
-        (3, "invalid_json"), (4, "translation_preamble_or_echo"), (5, "missing_text")]
+        (3, "invalid_json"),
+        (4, "translation_preamble_or_echo"),
+        (5, "missing_text"),
+    ]
     assert len(out) + len(rejects) == 6

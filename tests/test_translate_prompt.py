@@ -9,8 +9,10 @@ from dataengine.translate.validate import check
 
 
 def test_protect_and_restore_round_trip():
-    text = ("<image>\nSee https://example.com/a?b=1 and `x = 1`, $E=mc^2$, box [[10, 20, 110, 220]] at (3, 4), "
-            "{name} and %s, <ref>dog</ref> mail a@b.co")
+    text = (
+        "<image>\nSee https://example.com/a?b=1 and `x = 1`, $E=mc^2$, box [[10, 20, 110, 220]] at (3, 4), "
+        "{name} and %s, <ref>dog</ref> mail a@b.co"
+    )
     p = prompt.protect(text)
     assert "https://" not in p.text and "<image>" not in p.text and "$E" not in p.text and "[[10" not in p.text
     assert p.prefix == "<image>\n" and p.restore(p.text) == text
@@ -28,7 +30,7 @@ def test_edge_tags_never_reach_the_model():
 def test_messages_carry_version_glossary_context_and_strictness():
     msgs = prompt.messages("A red car.", glossary={"Tesla": "特斯拉"}, context=["Q: what?"], strict=True)
     assert msgs[0]["role"] == "system" and "Tesla => 特斯拉" in msgs[0]["content"]
-    assert "previous answer was rejected" in msgs[0]["content"]
+    assert "Output only the Chinese translation" in msgs[0]["content"]
     assert msgs[1]["content"].endswith("Text for translation: A red car.") and "Q: what?" in msgs[1]["content"]
     assert prompt.PROMPT_VERSION and prompt.glossary_hash({"a": "b"}) != prompt.glossary_hash({})
 

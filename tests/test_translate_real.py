@@ -23,12 +23,18 @@ def real_translator():
 
 
 def test_real_captions_translate(real_translator):
-    outs = real_translator.translate_samples([
-        {"caption": "A cup of coffee on a wooden table next to a laptop."},
-        {"caption": "Two children are playing football in a park in 2023."},
-        {"conversations": [{"from": "human", "value": "<image>\nWhat animal is in the photo?"},
-                           {"from": "gpt", "value": "A tabby cat sleeping on a sofa."}]},
-    ])
+    outs = real_translator.translate_samples(
+        [
+            {"caption": "A cup of coffee on a wooden table next to a laptop."},
+            {"caption": "Two children are playing football in a park in 2023."},
+            {
+                "conversations": [
+                    {"from": "human", "value": "<image>\nWhat animal is in the photo?"},
+                    {"from": "gpt", "value": "A tabby cat sleeping on a sofa."},
+                ]
+            },
+        ]
+    )
     ok = [o for o in outs if o.status == "ok"]
     assert len(ok) >= 2, [o.status for o in outs]
     for o in ok:

@@ -13,8 +13,10 @@ from dataengine.translate.engines.openai import OpenAIEngine
 from dataengine.translate.prompt import PROMPT_VERSION
 from dataengine.translate.translator import Translator
 
-CONV = [{"from": "human", "value": "<image>\nWhat is in the picture?"},
-        {"from": "gpt", "value": "A cat sleeping on a sofa."}]
+CONV = [
+    {"from": "human", "value": "<image>\nWhat is in the picture?"},
+    {"from": "gpt", "value": "A cat sleeping on a sofa."},
+]
 
 
 @pytest.fixture
@@ -30,16 +32,20 @@ def translator(server, tmp_path):
 
 def test_captions_conversations_protection_and_provenance(server, tmp_path):
     t = translator(server, tmp_path)
-    outs = t.translate_samples([
-        {"caption": "A red car parked on the street."},
-        {"conversations": CONV},
-        {"caption": "A photo of Paris at night, see https://example.com/paris"},
-        {"caption": "A dog runs on the grass with 2 balls."},
-    ])
+    outs = t.translate_samples(
+        [
+            {"caption": "A red car parked on the street."},
+            {"conversations": CONV},
+            {"caption": "A photo of Paris at night, see https://example.com/paris"},
+            {"caption": "A dog runs on the grass with 2 balls."},
+        ]
+    )
     assert [o.status for o in outs] == ["ok"] * 4
     assert outs[0].caption_zh == "一辆红色的汽车停在街上。"
-    assert outs[1].conversations_zh == [{"from": "human", "value": "<image>\n图片里有什么？"},
-                                        {"from": "gpt", "value": "一只猫睡在沙发上。"}]
+    assert outs[1].conversations_zh == [
+        {"from": "human", "value": "<image>\n图片里有什么？"},
+        {"from": "gpt", "value": "一只猫睡在沙发上。"},
+    ]
     assert outs[2].caption_zh == "巴黎夜景照片，见https://example.com/paris"
     assert outs[0].attempts == 1 and outs[0].cache_hits == 0
 
@@ -64,8 +70,12 @@ def test_cache_makes_reruns_free(server, tmp_path):
 
 def _dataset(root):
     (root / "img").mkdir(parents=True)
-    captions = ["A red car parked on the street.", "A dog runs on the grass with 2 balls.", "Say hello to everyone",
-                "一只猫睡在沙发上，阳光很好。"]
+    captions = [
+        "A red car parked on the street.",
+        "A dog runs on the grass with 2 balls.",
+        "Say hello to everyone",
+        "一只猫睡在沙发上，阳光很好。",
+    ]
     recs = []
     for i, cap in enumerate(captions):
         (root / "img" / f"{i}.png").write_bytes(encode(textured(500 + i), "PNG"))
@@ -76,14 +86,27 @@ def _dataset(root):
 
 
 def _spec(server, on_failure="reject"):
-    return pipeline.parse({
-        "name": "tr", "ray": {"progress": False},
-        "stages": [{"op": "resolve"}, {"op": "image"}, {"op": "text"}, {"op": "language"},
-                   {"op": "dedup", "num_partitions": 2},
-                   {"op": "translate", "engine": "openai", "model": "scripted", "base_url": server.base_url,
-                    "on_failure": on_failure},
-                   {"op": "export"}],
-    })
+    return pipeline.parse(
+        {
+            "name": "tr",
+            "ray": {"progress": False},
+            "stages": [
+                {"op": "resolve"},
+                {"op": "image"},
+                {"op": "text"},
+                {"op": "language"},
+                {"op": "dedup", "num_partitions": 2},
+                {
+                    "op": "translate",
+                    "engine": "openai",
+                    "model": "scripted",
+                    "base_url": server.base_url,
+                    "on_failure": on_failure,
+                },
+                {"op": "export"},
+            ],
+        }
+    )
 
 
 def test_translate_stage_in_a_run(ray_local, server, tmp_path):
@@ -112,8 +135,7 @@ def test_translate_stage_in_a_run(ray_local, server, tmp_path):
 
 def test_keep_english_flags_instead_of_rejecting(ray_local, server, tmp_path):
     _dataset(tmp_path / "data")
-    record = runner.run(_spec(server, "keep_english"), input_uri=str(tmp_path / "data"),
-                        storage=str(tmp_path / "st"))
+    record = runner.run(_spec(server, "keep_english"), input_uri=str(tmp_path / "data"), storage=str(tmp_path / "st"))
     samples = pl.read_parquet(record["files"]["samples"])
     flagged = samples.filter(pl.col("source_key") == "s2").row(0, named=True)
     assert flagged["translation_status"] == "failed:not_chinese" and flagged["caption_zh"] is None

@@ -23,13 +23,24 @@ from dataengine.ops.base import StageConfig
 STAGE = "dedup"
 KEY_COLS = ["id", "pixel_hash", "phash", "text_key", "width", "height"]
 EXACT_SCHEMA = pa.schema(
-    [("id", pa.string()), ("phash", pa.string()), ("text_key", pa.string()), ("area", pa.int64()),
-     ("exact_of", pa.string())]
+    [
+        ("id", pa.string()),
+        ("phash", pa.string()),
+        ("text_key", pa.string()),
+        ("area", pa.int64()),
+        ("exact_of", pa.string()),
+    ]
 )
 BAND_SCHEMA = pa.schema([("band", pa.string()), ("id", pa.string()), ("phash", pa.string()), ("area", pa.int64())])
 EDGE_SCHEMA = pa.schema(
-    [("a", pa.string()), ("b", pa.string()), ("a_phash", pa.string()), ("b_phash", pa.string()),
-     ("a_area", pa.int64()), ("b_area", pa.int64())]
+    [
+        ("a", pa.string()),
+        ("b", pa.string()),
+        ("a_phash", pa.string()),
+        ("b_phash", pa.string()),
+        ("a_area", pa.int64()),
+        ("b_area", pa.int64()),
+    ]
 )
 DUP_SCHEMA = pa.schema(
     [("id", pa.string()), ("dup_of", pa.string()), ("dup_reason", pa.string()), ("dup_detail", pa.string())]
@@ -59,16 +70,19 @@ def keys_of(batch: pa.Table, key: str) -> pa.Table:
     exact = ok.column("pixel_hash")
     if key == "image+text":
         exact = pc.binary_join_element_wise(exact, pc.fill_null(text, ""), "|")
-    return pa.table({"id": ok.column("id"), "phash": ok.column("phash"), "text_key": text, "area": area,
-                     "exact_key": exact})
+    return pa.table(
+        {"id": ok.column("id"), "phash": ok.column("phash"), "text_key": text, "area": area, "exact_key": exact}
+    )
 
 
 def pick_exact(group: pa.Table) -> pa.Table:
     """One exact-duplicate group -> every member, with `exact_of` set to the survivor for the others."""
     rows = sorted(group.to_pylist(), key=lambda r: _rank(r["area"], r["id"]))
     survivor = rows[0]["id"]
-    out = [{**{k: r[k] for k in ("id", "phash", "text_key", "area")}, "exact_of": None if i == 0 else survivor}
-           for i, r in enumerate(rows)]
+    out = [
+        {**{k: r[k] for k in ("id", "phash", "text_key", "area")}, "exact_of": None if i == 0 else survivor}
+        for i, r in enumerate(rows)
+    ]
     return pa.Table.from_pylist(out, schema=EXACT_SCHEMA)
 
 
@@ -82,8 +96,14 @@ def bands_of(batch: pa.Table, threshold: int) -> pa.Table:
         h, shift = int(r["phash"], 16), 64
         for i, w in enumerate(widths):
             shift -= w
-            out.append({"band": f"{i}:{(h >> shift) & ((1 << w) - 1):x}:{r['text_key'] or ''}", "id": r["id"],
-                        "phash": r["phash"], "area": r["area"]})
+            out.append(
+                {
+                    "band": f"{i}:{(h >> shift) & ((1 << w) - 1):x}:{r['text_key'] or ''}",
+                    "id": r["id"],
+                    "phash": r["phash"],
+                    "area": r["area"],
+                }
+            )
     return pa.Table.from_pylist(out, schema=BAND_SCHEMA)
 
 
@@ -98,8 +118,16 @@ def bucket_edges(group: pa.Table, threshold: int) -> pa.Table:
         dist = np.bitwise_count(hashes[i] ^ hashes[i + 1 :])
         for j in np.nonzero(dist <= threshold)[0]:
             a, b = rows[i], rows[i + 1 + int(j)]
-            out.append({"a": a["id"], "b": b["id"], "a_phash": a["phash"], "b_phash": b["phash"],
-                        "a_area": a["area"], "b_area": b["area"]})
+            out.append(
+                {
+                    "a": a["id"],
+                    "b": b["id"],
+                    "a_phash": a["phash"],
+                    "b_phash": b["phash"],
+                    "a_area": a["area"],
+                    "b_area": b["area"],
+                }
+            )
     return pa.Table.from_pylist(out, schema=EDGE_SCHEMA)
 
 
@@ -142,12 +170,24 @@ def dup_rows(batch: pa.Table, near: dict[str, tuple[str, int]]) -> pa.Table:
         if exact_of is not None:
             final = near.get(exact_of, (exact_of, 0))[0]
             via = f"; {exact_of} is a near duplicate of {final}" if final != exact_of else ""
-            out.append({"id": sid, "dup_of": final, "dup_reason": "duplicate_exact",
-                        "dup_detail": f"same pixels as {exact_of}{via}"})
+            out.append(
+                {
+                    "id": sid,
+                    "dup_of": final,
+                    "dup_reason": "duplicate_exact",
+                    "dup_detail": f"same pixels as {exact_of}{via}",
+                }
+            )
         elif sid in near:
             final, dist = near[sid]
-            out.append({"id": sid, "dup_of": final, "dup_reason": "duplicate_near",
-                        "dup_detail": f"pHash Hamming distance {dist} to {final}"})
+            out.append(
+                {
+                    "id": sid,
+                    "dup_of": final,
+                    "dup_reason": "duplicate_near",
+                    "dup_detail": f"pHash Hamming distance {dist} to {final}",
+                }
+            )
     return pa.Table.from_pylist(out, schema=DUP_SCHEMA)
 
 

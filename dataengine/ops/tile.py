@@ -70,8 +70,9 @@ class TileShards:
         name = f"shard-{digest}"
         table = schema.conform(pa.Table.from_pylist(shard_rows), schema.load("tiles"))
         # JPEG bytes do not compress: skipping zstd saves CPU on the hot path
-        write_parquet_atomic(join(self.output, TILES_DIR, f"{name}.parquet"), table, compression="none",
-                             dictionary=False)
+        write_parquet_atomic(
+            join(self.output, TILES_DIR, f"{name}.parquet"), table, compression="none", dictionary=False
+        )
         if self.cfg.webdataset:
             write_bytes_atomic(join(self.output, TILES_DIR, f"{name}.tar"), _tar(shard_rows))
         ids = {r["id"] for r in shard_rows}
@@ -88,16 +89,32 @@ class TileShards:
             if row["reason"] is not None:
                 continue
             try:
-                tiled = tile_encoded(row["image_out"], min_tiles=cfg.min_tiles, max_tiles=cfg.max_tiles,
-                                     tile_size=cfg.tile_size, thumbnail=cfg.thumbnail, quality=cfg.quality)
+                tiled = tile_encoded(
+                    row["image_out"],
+                    min_tiles=cfg.min_tiles,
+                    max_tiles=cfg.max_tiles,
+                    tile_size=cfg.tile_size,
+                    thumbnail=cfg.thumbnail,
+                    quality=cfg.quality,
+                )
             except Exception as exc:  # one bad image rejects itself, never the batch
                 reject(row, "tile", "tile_error", f"{type(exc).__name__}: {exc}"[:300])
                 continue
             cols, rows_ = tiled.grid
             row.update(grid_cols=cols, grid_rows=rows_, num_tiles=len(tiled.tiles))
-            pending.append({"id": row["id"], "grid_cols": cols, "grid_rows": rows_, "num_tiles": len(tiled.tiles),
-                            "thumbnail": tiled.thumbnail, "tile_size": cfg.tile_size, "tiles": tiled.tiles,
-                            "width": tiled.size[0], "height": tiled.size[1]})
+            pending.append(
+                {
+                    "id": row["id"],
+                    "grid_cols": cols,
+                    "grid_rows": rows_,
+                    "num_tiles": len(tiled.tiles),
+                    "thumbnail": tiled.thumbnail,
+                    "tile_size": cfg.tile_size,
+                    "tiles": tiled.tiles,
+                    "width": tiled.size[0],
+                    "height": tiled.size[1],
+                }
+            )
             size += sum(map(len, tiled.tiles))
             if size >= cfg.shard_target_bytes:
                 self._flush(pending, rows)
@@ -108,7 +125,8 @@ class TileShards:
 
 
 def write_index(output: str) -> str | None:
-    """`tiles/_index.parquet` (underscore: dataset readers globbing shards skip it): (id, shard, row, num_tiles) read back from the shards themselves."""
+    """`tiles/_index.parquet`: (id, shard, row, num_tiles) read back from the shards themselves. The underscore
+    keeps dataset readers that glob the shards from picking it up."""
     import polars as pl
 
     from dataengine.storage import list_files
@@ -121,9 +139,12 @@ def write_index(output: str) -> str | None:
         ids = pl.read_parquet(shard, columns=["id", "num_tiles"])
         parts.append(ids.with_columns(shard=pl.lit(shard.rsplit("/", 1)[-1]), row=pl.int_range(pl.len())))
     index = pl.concat(parts).select("id", "shard", "row", "num_tiles").to_arrow()
-    index = schema.conform(index.cast(pa.schema([("id", pa.string()), ("shard", pa.string()), ("row", pa.int64()),
-                                                 ("num_tiles", pa.int32())])), schema.load("tile_index"))
+    index = schema.conform(
+        index.cast(
+            pa.schema([("id", pa.string()), ("shard", pa.string()), ("row", pa.int64()), ("num_tiles", pa.int32())])
+        ),
+        schema.load("tile_index"),
+    )
     path = join(output, TILES_DIR, INDEX)
     write_parquet_atomic(path, index)
     return path
-

@@ -28,14 +28,19 @@ class ValidationSettings(Strict):
 class TranslateConfig(StageConfig):
     op: Literal["translate"] = "translate"
     engine: Literal["transformers", "openai", "vllm"] = "transformers"
-    model: str = Field("demo-translator", description="registered name, local HF folder or .gguf file; "
-                       "for openai: the served model name")
+    model: str = Field(
+        "demo-translator",
+        description="registered name, local HF folder or .gguf file; for openai: the served model name",
+    )
     base_url: str = Field("http://127.0.0.1:8000/v1", description="openai engine: server base URL")
     api_key_env: str | None = Field(None, description="openai engine: environment variable holding the API key")
     concurrency: int = Field(8, ge=1, description="openai engine: requests in flight per actor")
     trust_remote_code: bool = False
-    num_threads: int | None = Field(None, ge=1, description="transformers engine: torch threads per actor "
-                                    "(Ray sets one per reserved CPU otherwise)")
+    num_threads: int | None = Field(
+        None,
+        ge=1,
+        description="transformers engine: torch threads per actor (Ray sets one per reserved CPU otherwise)",
+    )
     glossary: dict[str, str] = Field(default_factory=dict, description="English term -> required Chinese")
     attempts: int = Field(2, ge=1, le=5, description="tries per segment; retries use a stricter prompt, greedy")
     max_new_tokens: int = Field(384, ge=8)
@@ -69,10 +74,16 @@ class TranslateBatches:
         self.engine = build(cfg.engine, **options)
         cache = TranslationCache(storage, self.engine.model, PROMPT_VERSION, glossary_hash(cfg.glossary))
         self.prompt_version = PROMPT_VERSION
-        self.translator = Translator(self.engine, cache, glossary=cfg.glossary, attempts=cfg.attempts,
-                                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                     batch_size=cfg.batch_size,
-                                     validation=ValidationConfig(**cfg.validation.model_dump()))
+        self.translator = Translator(
+            self.engine,
+            cache,
+            glossary=cfg.glossary,
+            attempts=cfg.attempts,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            batch_size=cfg.batch_size,
+            validation=ValidationConfig(**cfg.validation.model_dump()),
+        )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
@@ -81,9 +92,14 @@ class TranslateBatches:
             if r["reason"] is None and r["language"] != "en":
                 r["translation_status"] = "source_zh" if r["language"] == "zh" else "skipped_language"
         for row, out in zip(todo, self.translator.translate_samples(todo), strict=True):
-            row.update(translation_model=self.engine.model, translation_engine=self.engine.name,
-                       translation_prompt=self.prompt_version, translation_attempts=out.attempts,
-                       translation_status=out.status, translation_cache_hits=out.cache_hits)
+            row.update(
+                translation_model=self.engine.model,
+                translation_engine=self.engine.name,
+                translation_prompt=self.prompt_version,
+                translation_attempts=out.attempts,
+                translation_status=out.status,
+                translation_cache_hits=out.cache_hits,
+            )
             if out.status == "ok":
                 row["caption_zh"], row["conversations_zh"] = out.caption_zh, out.conversations_zh
             elif self.cfg.on_failure == "reject":
@@ -104,14 +120,20 @@ def _apply_vllm(batch: pa.Table, config: dict[str, Any], model: str) -> pa.Table
         if r["language"] != "en":
             r["translation_status"] = "source_zh" if r["language"] == "zh" else "skipped_language"
             continue
-        r.update(translation_model=model, translation_engine="vllm", translation_prompt=PROMPT_VERSION,
-                 translation_attempts=1, translation_status=status or "failed:missing_output",
-                 translation_cache_hits=0)
+        r.update(
+            translation_model=model,
+            translation_engine="vllm",
+            translation_prompt=PROMPT_VERSION,
+            translation_attempts=1,
+            translation_status=status or "failed:missing_output",
+            translation_cache_hits=0,
+        )
         if status == "ok" and r["caption"] is not None:
             r["caption_zh"] = texts[0]
         elif status == "ok":
-            r["conversations_zh"] = [{"from": t["from"], "value": zh}
-                                     for t, zh in zip(r["conversations"], texts, strict=True)]
+            r["conversations_zh"] = [
+                {"from": t["from"], "value": zh} for t, zh in zip(r["conversations"], texts, strict=True)
+            ]
         elif cfg.on_failure == "reject":
             reject(r, STAGE, "translation_" + r["translation_status"].split(":", 1)[1], detail or "")
     return to_table(rows)
@@ -126,11 +148,15 @@ def translate_with_vllm(ds: Any, cfg: TranslateConfig, storage: str) -> Any:
         path = resolve_model(cfg.model, storage).path
     except ModelError:
         path = cfg.model  # a path or model id the GPU workers can load themselves
-    segs = ds.flat_map(vllm.segment_rows, fn_kwargs={"glossary": cfg.glossary, "max_new_tokens": cfg.max_new_tokens,
-                                                     "temperature": cfg.temperature})
+    segs = ds.flat_map(
+        vllm.segment_rows,
+        fn_kwargs={"glossary": cfg.glossary, "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature},
+    )
     results = vllm.build(cfg, path)(segs)
     per_sample = results.groupby("id").map_groups(
-        lambda t: pa.Table.from_pylist([vllm.assemble(t.to_pylist())]), batch_format="pyarrow")
+        lambda t: pa.Table.from_pylist([vllm.assemble(t.to_pylist())]), batch_format="pyarrow"
+    )
     joined = ds.join(per_sample, join_type="left_outer", num_partitions=8, on=("id",))
-    return joined.map_batches(_apply_vllm, fn_kwargs={"config": cfg.model_dump(), "model": cfg.model},
-                              batch_format="pyarrow")
+    return joined.map_batches(
+        _apply_vllm, fn_kwargs={"config": cfg.model_dump(), "model": cfg.model}, batch_format="pyarrow"
+    )

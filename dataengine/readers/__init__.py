@@ -33,7 +33,9 @@ def plan_tasks(input_uri: str, fmt: str = "auto") -> list[dict[str, Any]]:
     if info.type == pa.fs.FileType.NotFound:
         raise FileNotFoundError(f"input not found: {input_uri}")
     is_dir = info.type == pa.fs.FileType.Directory
-    root = input_uri if is_dir else (os.path.dirname(path) if not is_remote(input_uri) else input_uri.rsplit("/", 1)[0])
+    root = (
+        input_uri if is_dir else (os.path.dirname(path) if not is_remote(input_uri) else input_uri.rsplit("/", 1)[0])
+    )
     if not is_remote(root):
         root = os.path.abspath(root)
     files = list_files(input_uri, tuple(FORMATS)) if is_dir else [path if not is_remote(input_uri) else input_uri]
@@ -87,4 +89,3 @@ class ReadTasks:
                     rows = []
         if rows:
             yield to_table(rows)
-

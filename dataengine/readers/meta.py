@@ -35,7 +35,9 @@ def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
         ann = _under(base_dir, entry["annotation"])
         root = _under(base_dir, entry.get("root") or posixpath.dirname(entry["annotation"]))
         if not exists(ann):
-            tasks.append(_error(name, where, "missing_annotation", f"annotation file not found: {entry['annotation']}"))
+            tasks.append(
+                _error(name, where, "missing_annotation", f"annotation file not found: {entry['annotation']}")
+            )
             continue
         tasks.append({"kind": "jsonl", "uri": ann, "relpath": _rel(ann, input_root), "source": name, "root": root})
     return tasks

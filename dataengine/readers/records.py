@@ -64,9 +64,7 @@ def original_key(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def parse_annotation(
-    line: bytes, *, source: str, location: str, root: str
-) -> dict[str, Any]:
+def parse_annotation(line: bytes, *, source: str, location: str, root: str) -> dict[str, Any]:
     """One JSONL line -> a row (or a rejected row with the reason the line is unusable)."""
     try:
         text = line.decode("utf-8")

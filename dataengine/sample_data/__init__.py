@@ -77,13 +77,24 @@ def _write(root: str, scale: int, seed: int) -> dict[str, int]:
         with open(os.path.join(root, f"{name}.jsonl"), "wb") as f:
             for rec in records:
                 f.write((rec if isinstance(rec, bytes) else json.dumps(rec, ensure_ascii=False).encode()) + b"\n")
-        meta[name] = {"root": "images", "annotation": f"{name}.jsonl", "data_augment": False, "repeat_time": 1,
-                      "length": len(records)}
+        meta[name] = {
+            "root": "images",
+            "annotation": f"{name}.jsonl",
+            "data_augment": False,
+            "repeat_time": 1,
+            "length": len(records),
+        }
     with open(os.path.join(root, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, ensure_ascii=False, indent=2)
-    counts = {"records": sum(map(len, sets.values())) + web_rows + tar_keys, "photos": len(photos),
-              "documents": len(documents), "defects": len(defects), "scaled": scale, "web_parquet": web_rows,
-              "web_tar": tar_keys}
+    counts = {
+        "records": sum(map(len, sets.values())) + web_rows + tar_keys,
+        "photos": len(photos),
+        "documents": len(documents),
+        "defects": len(defects),
+        "scaled": scale,
+        "web_parquet": web_rows,
+        "web_tar": tar_keys,
+    }
     written = {rid for rid in DEFECTS if any(f'"id": "{rid}"'.encode() in line for line in defects)}
     with open(os.path.join(root, "README.md"), "w", encoding="utf-8") as f:
         f.write(readme(counts, seed, written))
@@ -131,6 +142,9 @@ def ensure(target: str, scale: int = 0, rebuild: bool = False, console: Console 
         return target
     start = time.perf_counter()
     counts = build(target, scale=scale)
-    say(f"sample data: built {target} in {time.perf_counter() - start:.1f}s ("
-        + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")")
+    say(
+        f"sample data: built {target} in {time.perf_counter() - start:.1f}s ("
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + ")"
+    )
     return target

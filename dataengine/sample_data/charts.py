@@ -21,14 +21,37 @@ from dataengine.sample_data.common import (
 
 # ---------------------------------------------------------------- documents: (rng, size, variant) -> image, texts
 BAR_THEMES = [  # title, unit, category noun, categories, value range
-    (("季度销售额", "Quarterly Sales"), ("万元", "10,000 CNY"), ("季度", "quarter"),
-     [("第一季度", "Q1"), ("第二季度", "Q2"), ("第三季度", "Q3"), ("第四季度", "Q4")], 120, 480),
-    (("各城市年降水量", "Annual Rainfall by City"), ("毫米", "mm"), ("城市", "city"),
-     [("北京", "Beijing"), ("上海", "Shanghai"), ("广州", "Guangzhou"), ("成都", "Chengdu"), ("哈尔滨", "Harbin")],
-     400, 1900),
-    (("学生最喜欢的水果", "Students' Favourite Fruit"), ("人", "students"), ("水果", "fruit"),
-     [("苹果", "Apple"), ("香蕉", "Banana"), ("橙子", "Orange"), ("葡萄", "Grape"), ("西瓜", "Watermelon"),
-      ("草莓", "Strawberry")], 5, 60),
+    (
+        ("季度销售额", "Quarterly Sales"),
+        ("万元", "10,000 CNY"),
+        ("季度", "quarter"),
+        [("第一季度", "Q1"), ("第二季度", "Q2"), ("第三季度", "Q3"), ("第四季度", "Q4")],
+        120,
+        480,
+    ),
+    (
+        ("各城市年降水量", "Annual Rainfall by City"),
+        ("毫米", "mm"),
+        ("城市", "city"),
+        [("北京", "Beijing"), ("上海", "Shanghai"), ("广州", "Guangzhou"), ("成都", "Chengdu"), ("哈尔滨", "Harbin")],
+        400,
+        1900,
+    ),
+    (
+        ("学生最喜欢的水果", "Students' Favourite Fruit"),
+        ("人", "students"),
+        ("水果", "fruit"),
+        [
+            ("苹果", "Apple"),
+            ("香蕉", "Banana"),
+            ("橙子", "Orange"),
+            ("葡萄", "Grape"),
+            ("西瓜", "Watermelon"),
+            ("草莓", "Strawberry"),
+        ],
+        5,
+        60,
+    ),
 ]
 
 
@@ -47,19 +70,31 @@ def bar_chart(rng: random.Random, size: tuple[int, int], variant: int) -> Doc:
         two_line(draw, cx, box[3] + s * 0.4, pair, int(s * 0.85))
     top, low = vals.index(max(vals)), vals.index(min(vals))
     pairs = list(zip(cats, vals, strict=True))
-    en = (f'A bar chart titled "{title}" comparing {len(cats)} {ne} values in {ue}: '
-          + "; ".join(f"{p[1]} {v}" for p, v in pairs)
-          + f". The highest is {cats[top][1]} at {vals[top]} and the lowest is {cats[low][1]} at {vals[low]}.")
-    zh = (f"柱状图“{title}”，比较了{len(cats)}个{nz}的数值（单位：{uz}）：" + "，".join(f"{p[0]}{v}" for p, v in pairs)
-          + f"。最高的是{cats[top][0]}（{vals[top]}），最低的是{cats[low][0]}（{vals[low]}）。")
-    return img, {"en": en, "zh": zh,
-                 "qa_en": (f"Which {ne} has the highest value in the chart, and what is it?",
-                           f"{cats[top][1]}, with {vals[top]} ({ue})."),
-                 "qa_zh": (f"图中哪个{nz}的数值最高？是多少？", f"{cats[top][0]}最高，为{vals[top]}{uz}。")}
+    en = (
+        f'A bar chart titled "{title}" comparing {len(cats)} {ne} values in {ue}: '
+        + "; ".join(f"{p[1]} {v}" for p, v in pairs)
+        + f". The highest is {cats[top][1]} at {vals[top]} and the lowest is {cats[low][1]} at {vals[low]}."
+    )
+    zh = (
+        f"柱状图“{title}”，比较了{len(cats)}个{nz}的数值（单位：{uz}）："
+        + "，".join(f"{p[0]}{v}" for p, v in pairs)
+        + f"。最高的是{cats[top][0]}（{vals[top]}），最低的是{cats[low][0]}（{vals[low]}）。"
+    )
+    return img, {
+        "en": en,
+        "zh": zh,
+        "qa_en": (
+            f"Which {ne} has the highest value in the chart, and what is it?",
+            f"{cats[top][1]}, with {vals[top]} ({ue}).",
+        ),
+        "qa_zh": (f"图中哪个{nz}的数值最高？是多少？", f"{cats[top][0]}最高，为{vals[top]}{uz}。"),
+    }
 
 
-LINE_THEMES = [(("月平均气温", "Average Monthly Temperature"), ("°C", "°C"), 4, 33),
-               (("网站月访问量", "Monthly Website Visits"), ("千次", "thousand visits"), 20, 240)]
+LINE_THEMES = [
+    (("月平均气温", "Average Monthly Temperature"), ("°C", "°C"), 4, 33),
+    (("网站月访问量", "Monthly Website Visits"), ("千次", "thousand visits"), 20, 240),
+]
 
 
 def line_chart(rng: random.Random, size: tuple[int, int], variant: int) -> Doc:
@@ -83,23 +118,33 @@ def line_chart(rng: random.Random, size: tuple[int, int], variant: int) -> Doc:
         draw.text((x, y - s * 0.45), str(v), font=font(int(s * 0.75)), fill="#222222", anchor="md")
         two_line(draw, x, box[3] + s * 0.4, pair, int(s * 0.8))
     top, low, pairs = vals.index(max(vals)), vals.index(min(vals)), list(zip(months, vals, strict=True))
-    en = (f'A line chart titled "{title}" showing {n} months from {months[0][1]} to {months[-1][1]} ({ue}): '
-          + ", ".join(f"{m[1]} {v}" for m, v in pairs)
-          + f". The peak is in {months[top][1]} ({vals[top]}) and the lowest point in {months[low][1]} ({vals[low]}).")
-    zh = (f"折线图“{title}”，展示了{months[0][0]}至{months[-1][0]}共{n}个月的数据（单位：{uz}）："
-          + "，".join(f"{m[0]}{v}" for m, v in pairs)
-          + f"。最高点在{months[top][0]}（{vals[top]}），最低点在{months[low][0]}（{vals[low]}）。")
-    return img, {"en": en, "zh": zh,
-                 "qa_en": ("In which month is the value lowest, and what is it?",
-                           f"{months[low][1]}, at {vals[low]} {ue}."),
-                 "qa_zh": ("图中哪个月的数值最高？", f"{months[top][0]}最高，为{vals[top]}{uz}。")}
+    en = (
+        f'A line chart titled "{title}" showing {n} months from {months[0][1]} to {months[-1][1]} ({ue}): '
+        + ", ".join(f"{m[1]} {v}" for m, v in pairs)
+        + f". The peak is in {months[top][1]} ({vals[top]}) and the lowest point in {months[low][1]} ({vals[low]})."
+    )
+    zh = (
+        f"折线图“{title}”，展示了{months[0][0]}至{months[-1][0]}共{n}个月的数据（单位：{uz}）："
+        + "，".join(f"{m[0]}{v}" for m, v in pairs)
+        + f"。最高点在{months[top][0]}（{vals[top]}），最低点在{months[low][0]}（{vals[low]}）。"
+    )
+    return img, {
+        "en": en,
+        "zh": zh,
+        "qa_en": ("In which month is the value lowest, and what is it?", f"{months[low][1]}, at {vals[low]} {ue}."),
+        "qa_zh": ("图中哪个月的数值最高？", f"{months[top][0]}最高，为{vals[top]}{uz}。"),
+    }
 
 
 PIE_THEMES = [
-    (("员工通勤方式", "How Employees Commute"),
-     [("地铁", "Metro"), ("公交", "Bus"), ("自行车", "Bicycle"), ("步行", "Walking"), ("驾车", "Car")]),
-    (("家庭月支出构成", "Monthly Household Spending"),
-     [("住房", "Housing"), ("食品", "Food"), ("交通", "Transport"), ("教育", "Education"), ("娱乐", "Leisure")]),
+    (
+        ("员工通勤方式", "How Employees Commute"),
+        [("地铁", "Metro"), ("公交", "Bus"), ("自行车", "Bicycle"), ("步行", "Walking"), ("驾车", "Car")],
+    ),
+    (
+        ("家庭月支出构成", "Monthly Household Spending"),
+        [("住房", "Housing"), ("食品", "Food"), ("交通", "Transport"), ("教育", "Education"), ("娱乐", "Leisure")],
+    ),
 ]
 
 
@@ -120,12 +165,19 @@ def pie_chart(rng: random.Random, size: tuple[int, int], variant: int) -> Doc:
         draw.rectangle((lx, ly, lx + s, ly + s), fill=PALETTE[i])
         draw.text((lx + s * 1.5, ly + s / 2), f"{bi(pair)}  {p}%", font=font(s), fill="#222222", anchor="lm")
     top, ask, pairs = shares.index(max(shares)), rng.randrange(len(cats)), list(zip(cats, shares, strict=True))
-    en = (f'A pie chart titled "{title}" with {len(cats)} slices: ' + ", ".join(f"{p[1]} {v}%" for p, v in pairs)
-          + f". The largest share is {cats[top][1]} ({shares[top]}%).")
-    zh = (f"饼图“{title}”，共{len(cats)}个部分：" + "，".join(f"{p[0]}{v}%" for p, v in pairs)
-          + f"。占比最大的是{cats[top][0]}（{shares[top]}%）。")
-    return img, {"en": en, "zh": zh,
-                 "qa_en": (f"What percentage is {cats[ask][1]}?", f"{cats[ask][1]} is {shares[ask]}%."),
-                 "qa_zh": ("图中占比最大的是哪一项？", f"{cats[top][0]}，占{shares[top]}%。")}
-
-
+    en = (
+        f'A pie chart titled "{title}" with {len(cats)} slices: '
+        + ", ".join(f"{p[1]} {v}%" for p, v in pairs)
+        + f". The largest share is {cats[top][1]} ({shares[top]}%)."
+    )
+    zh = (
+        f"饼图“{title}”，共{len(cats)}个部分："
+        + "，".join(f"{p[0]}{v}%" for p, v in pairs)
+        + f"。占比最大的是{cats[top][0]}（{shares[top]}%）。"
+    )
+    return img, {
+        "en": en,
+        "zh": zh,
+        "qa_en": (f"What percentage is {cats[ask][1]}?", f"{cats[ask][1]} is {shares[ask]}%."),
+        "qa_zh": ("图中占比最大的是哪一项？", f"{cats[top][0]}，占{shares[top]}%。"),
+    }

@@ -23,53 +23,241 @@ Box = tuple[float, float, float, float]
 
 # key, package, file inside the package, English caption, Chinese caption
 PHOTOS: list[tuple[str, str, str, str, str]] = [
-    ("astronaut", "skimage", "data/astronaut.png", "Official portrait of NASA astronaut Eileen Collins, smiling, in an orange launch-and-entry suit, with a US flag on the left, a space shuttle model behind her and her helmet beside her.", "美国宇航员艾琳·柯林斯的官方肖像：她身穿橙色发射服，面带微笑，左侧是美国国旗，身后有航天飞机模型，身旁放着头盔。"),  # noqa: E501
-    ("chelsea", "skimage", "data/chelsea.png", "Close-up of a brown tabby cat's face with yellow-green eyes, a pink nose and long white whiskers.", "一只棕色虎斑猫的面部特写，黄绿色的眼睛，粉色的鼻子，白色的长胡须清晰可见。"),  # noqa: E501
-    ("coffee", "skimage", "data/coffee.png", "A cup of espresso with golden crema in a red-and-white cup on a red saucer, with a metal spoon, on a wooden table.", "木桌上的红色茶碟里放着一杯意式浓缩咖啡，杯子外红内白，咖啡表面有一层金色油脂，旁边有一把金属小勺。"),  # noqa: E501
-    ("rocket", "skimage", "data/rocket.jpg", "A SpaceX Falcon 9 rocket carrying the DSCOVR satellite stands on its launch pad at dusk between tall lattice towers, with floodlights glowing along the horizon.", "黄昏时分，一枚搭载DSCOVR卫星的SpaceX猎鹰9号火箭矗立在发射台上，两侧是高大的铁塔，地平线上灯光闪耀。"),  # noqa: E501
-    ("motorcycle", "skimage", "data/motorcycle_left.png", "A red Yamaha motorcycle parked in a garage in front of shelves stacked with boxes and an old wooden bench.", "一辆红色雅马哈摩托车停在车库里，身后是堆满纸箱的货架和一条旧木长椅。"),  # noqa: E501
-    ("horse", "skimage", "data/horse.png", "Black silhouette of a horse standing in profile, facing right, on a white background.", "白色背景上一匹黑色马的侧面剪影，马头朝右。"),  # noqa: E501
-    ("hubble", "skimage", "data/hubble_deep_field.jpg", "The Hubble eXtreme Deep Field: thousands of distant galaxies of many shapes and colours scattered across black space.", "哈勃极深空场图像：漆黑的太空中散布着成千上万个形状和颜色各异的遥远星系。"),  # noqa: E501
-    ("camera", "skimage", "data/camera.png", "Black-and-white photo of a man in a dark coat looking through a camera on a tripod in a grassy field, with buildings in the distance.", "一张黑白照片：一名身穿深色大衣的男子在草地上通过三脚架上的相机取景，远处可见建筑物。"),  # noqa: E501
-    ("coins", "skimage", "data/coins.png", "Grayscale photo of 24 ancient Greek coins from Pompeii laid out in four rows of six on a dark background.", "一张灰度照片：深色背景上整齐排列着来自庞贝的二十四枚古希腊硬币，共四排，每排六枚。"),  # noqa: E501
-    ("moon", "skimage", "data/moon.png", "Low-contrast grayscale image of the surface of the Moon with a few small craters.", "一张低对比度的月球表面灰度图像，可以看到几个小陨石坑。"),  # noqa: E501
-    ("page", "skimage", "data/page.png", 'A scanned book page headed "Region-based segmentation", with a paragraph about marking the coins and the background, followed by a line of Python code.', "一页扫描的英文书页，标题为“Region-based segmentation”，正文讲的是如何标记硬币和背景，最后是一行Python代码。"),  # noqa: E501
-    ("text", "skimage", "data/text.png", "Grayscale close-up, taken at a low angle, of handwritten mathematical formulas on lined paper.", "从很低的角度拍摄的灰度特写：横格纸上写着手写的数学公式。"),  # noqa: E501
-    ("brick", "skimage", "data/brick.png", "Grayscale texture of a brick wall with long, narrow bricks laid in a staggered pattern, seen at a slight angle.", "灰度的砖墙纹理：细长的砖块错缝排列，略带透视角度。"),  # noqa: E501
-    ("grass", "skimage", "data/grass.png", "Grayscale close-up texture of grass with thin blades and a few small leaves.", "灰度的草地特写纹理，满是细长的草叶和几片小叶子。"),  # noqa: E501
-    ("gravel", "skimage", "data/gravel.png", "Grayscale texture of a bed of small, angular gravel stones.", "灰度的碎石纹理，铺满了棱角分明的小石子。"),  # noqa: E501
-    ("retina", "skimage", "data/retina.jpg", "Colour fundus photograph of a human retina: the bright optic disc on the left, with blood vessels branching across the orange-red background.", "人眼视网膜的彩色眼底照片：明亮的视盘位于左侧，血管在橙红色的背景上向四周分支。"),  # noqa: E501
-    ("ihc", "skimage", "data/ihc.png", "Microscope image of colon tissue stained by immunohistochemistry: glands outlined in brown stain, with blue-stained nuclei in the tissue around them.", "免疫组织化学染色的结肠组织显微图像：腺体呈棕色染色，周围组织中散布着蓝色的细胞核。"),  # noqa: E501
-    ("china", "sklearn", "datasets/images/china.jpg", "The Tower of Buddhist Incense at the Summer Palace in Beijing: a multi-storey Chinese pavilion with red columns and orange glazed-tile roofs, overlooking a lake and trees under a hazy sky.", "北京颐和园的佛香阁：一座多层的中国传统楼阁，红色立柱，橙色琉璃瓦屋顶，俯瞰着湖面和绿树，天空略带薄雾。"),  # noqa: E501
-    ("flower", "sklearn", "datasets/images/flower.jpg", "Close-up of a peach-orange pompon dahlia with tightly layered petals against a dark green blurred background, with a second bloom at the bottom edge.", "一朵桃橙色绒球大丽花的特写，花瓣层层紧密排列，背景是模糊的深绿色，画面底部还露出另一朵花。"),  # noqa: E501
-    ("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "Portrait of Rear Admiral Grace Hopper wearing glasses and a US Navy dress uniform and cap, with an American flag behind her.", "美国海军少将格蕾丝·霍珀的肖像：她戴着眼镜，身穿海军制服、头戴军帽，身后是美国国旗。"),  # noqa: E501
+    (
+        "astronaut",
+        "skimage",
+        "data/astronaut.png",
+        "Official portrait of NASA astronaut Eileen Collins, smiling, in an orange launch-and-entry suit, with a US flag on the left, a space shuttle model behind her and her helmet beside her.",
+        "美国宇航员艾琳·柯林斯的官方肖像：她身穿橙色发射服，面带微笑，左侧是美国国旗，身后有航天飞机模型，身旁放着头盔。",
+    ),
+    (
+        "chelsea",
+        "skimage",
+        "data/chelsea.png",
+        "Close-up of a brown tabby cat's face with yellow-green eyes, a pink nose and long white whiskers.",
+        "一只棕色虎斑猫的面部特写，黄绿色的眼睛，粉色的鼻子，白色的长胡须清晰可见。",
+    ),
+    (
+        "coffee",
+        "skimage",
+        "data/coffee.png",
+        "A cup of espresso with golden crema in a red-and-white cup on a red saucer, with a metal spoon, on a wooden table.",
+        "木桌上的红色茶碟里放着一杯意式浓缩咖啡，杯子外红内白，咖啡表面有一层金色油脂，旁边有一把金属小勺。",
+    ),
+    (
+        "rocket",
+        "skimage",
+        "data/rocket.jpg",
+        "A SpaceX Falcon 9 rocket carrying the DSCOVR satellite stands on its launch pad at dusk between tall lattice towers, with floodlights glowing along the horizon.",
+        "黄昏时分，一枚搭载DSCOVR卫星的SpaceX猎鹰9号火箭矗立在发射台上，两侧是高大的铁塔，地平线上灯光闪耀。",
+    ),
+    (
+        "motorcycle",
+        "skimage",
+        "data/motorcycle_left.png",
+        "A red Yamaha motorcycle parked in a garage in front of shelves stacked with boxes and an old wooden bench.",
+        "一辆红色雅马哈摩托车停在车库里，身后是堆满纸箱的货架和一条旧木长椅。",
+    ),
+    (
+        "horse",
+        "skimage",
+        "data/horse.png",
+        "Black silhouette of a horse standing in profile, facing right, on a white background.",
+        "白色背景上一匹黑色马的侧面剪影，马头朝右。",
+    ),
+    (
+        "hubble",
+        "skimage",
+        "data/hubble_deep_field.jpg",
+        "The Hubble eXtreme Deep Field: thousands of distant galaxies of many shapes and colours scattered across black space.",
+        "哈勃极深空场图像：漆黑的太空中散布着成千上万个形状和颜色各异的遥远星系。",
+    ),
+    (
+        "camera",
+        "skimage",
+        "data/camera.png",
+        "Black-and-white photo of a man in a dark coat looking through a camera on a tripod in a grassy field, with buildings in the distance.",
+        "一张黑白照片：一名身穿深色大衣的男子在草地上通过三脚架上的相机取景，远处可见建筑物。",
+    ),
+    (
+        "coins",
+        "skimage",
+        "data/coins.png",
+        "Grayscale photo of 24 ancient Greek coins from Pompeii laid out in four rows of six on a dark background.",
+        "一张灰度照片：深色背景上整齐排列着来自庞贝的二十四枚古希腊硬币，共四排，每排六枚。",
+    ),
+    (
+        "moon",
+        "skimage",
+        "data/moon.png",
+        "Low-contrast grayscale image of the surface of the Moon with a few small craters.",
+        "一张低对比度的月球表面灰度图像，可以看到几个小陨石坑。",
+    ),
+    (
+        "page",
+        "skimage",
+        "data/page.png",
+        'A scanned book page headed "Region-based segmentation", with a paragraph about marking the coins and the background, followed by a line of Python code.',
+        "一页扫描的英文书页，标题为“Region-based segmentation”，正文讲的是如何标记硬币和背景，最后是一行Python代码。",
+    ),
+    (
+        "text",
+        "skimage",
+        "data/text.png",
+        "Grayscale close-up, taken at a low angle, of handwritten mathematical formulas on lined paper.",
+        "从很低的角度拍摄的灰度特写：横格纸上写着手写的数学公式。",
+    ),
+    (
+        "brick",
+        "skimage",
+        "data/brick.png",
+        "Grayscale texture of a brick wall with long, narrow bricks laid in a staggered pattern, seen at a slight angle.",
+        "灰度的砖墙纹理：细长的砖块错缝排列，略带透视角度。",
+    ),
+    (
+        "grass",
+        "skimage",
+        "data/grass.png",
+        "Grayscale close-up texture of grass with thin blades and a few small leaves.",
+        "灰度的草地特写纹理，满是细长的草叶和几片小叶子。",
+    ),
+    (
+        "gravel",
+        "skimage",
+        "data/gravel.png",
+        "Grayscale texture of a bed of small, angular gravel stones.",
+        "灰度的碎石纹理，铺满了棱角分明的小石子。",
+    ),
+    (
+        "retina",
+        "skimage",
+        "data/retina.jpg",
+        "Colour fundus photograph of a human retina: the bright optic disc on the left, with blood vessels branching across the orange-red background.",
+        "人眼视网膜的彩色眼底照片：明亮的视盘位于左侧，血管在橙红色的背景上向四周分支。",
+    ),
+    (
+        "ihc",
+        "skimage",
+        "data/ihc.png",
+        "Microscope image of colon tissue stained by immunohistochemistry: glands outlined in brown stain, with blue-stained nuclei in the tissue around them.",
+        "免疫组织化学染色的结肠组织显微图像：腺体呈棕色染色，周围组织中散布着蓝色的细胞核。",
+    ),
+    (
+        "china",
+        "sklearn",
+        "datasets/images/china.jpg",
+        "The Tower of Buddhist Incense at the Summer Palace in Beijing: a multi-storey Chinese pavilion with red columns and orange glazed-tile roofs, overlooking a lake and trees under a hazy sky.",
+        "北京颐和园的佛香阁：一座多层的中国传统楼阁，红色立柱，橙色琉璃瓦屋顶，俯瞰着湖面和绿树，天空略带薄雾。",
+    ),
+    (
+        "flower",
+        "sklearn",
+        "datasets/images/flower.jpg",
+        "Close-up of a peach-orange pompon dahlia with tightly layered petals against a dark green blurred background, with a second bloom at the bottom edge.",
+        "一朵桃橙色绒球大丽花的特写，花瓣层层紧密排列，背景是模糊的深绿色，画面底部还露出另一朵花。",
+    ),
+    (
+        "grace_hopper",
+        "matplotlib",
+        "mpl-data/sample_data/grace_hopper.jpg",
+        "Portrait of Rear Admiral Grace Hopper wearing glasses and a US Navy dress uniform and cap, with an American flag behind her.",
+        "美国海军少将格蕾丝·霍珀的肖像：她戴着眼镜，身穿海军制服、头戴军帽，身后是美国国旗。",
+    ),
 ]
 EXTRA_SOURCES = {"cell": ("skimage", "data/cell.png")}
 ZH_PHOTOS = {"chelsea", "coffee", "china", "moon"}
 PHOTO_QA = {
-    "astronaut": ("What is the person in this portrait wearing?", "An orange NASA launch-and-entry pressure suit with mission patches; her white helmet sits beside her."),  # noqa: E501
-    "coins": ("How many coins are in the picture, and how are they arranged?", "There are 24 coins, laid out in four rows of six."),  # noqa: E501
-    "hubble": ("What does this image show?", "A Hubble deep-field view: thousands of faint, distant galaxies of many colours and shapes against black space."),  # noqa: E501
+    "astronaut": (
+        "What is the person in this portrait wearing?",
+        "An orange NASA launch-and-entry pressure suit with mission patches; her white helmet sits beside her.",
+    ),
+    "coins": (
+        "How many coins are in the picture, and how are they arranged?",
+        "There are 24 coins, laid out in four rows of six.",
+    ),
+    "hubble": (
+        "What does this image show?",
+        "A Hubble deep-field view: thousands of faint, distant galaxies of many colours and shapes against black space.",
+    ),
 }
 # source photo, crop box (fractions of its size), caption: crops distinct from the full photos
 WEB_CROPS = [
-    ("astronaut", (0.1, 0.0, 0.65, 0.45), "Head-and-shoulders crop of a smiling woman with short light-brown hair, wearing the neck ring of an orange pressure suit."),  # noqa: E501
-    ("astronaut", (0.55, 0.6, 1.0, 1.0), "A white space helmet with a dark reflective visor next to the orange sleeve of a flight suit with a name patch."),  # noqa: E501
-    ("rocket", (0.35, 0.25, 0.65, 1.0), "A tall white rocket on its launch pad against a deep blue evening sky, lit by floodlights at its base."),  # noqa: E501
+    (
+        "astronaut",
+        (0.1, 0.0, 0.65, 0.45),
+        "Head-and-shoulders crop of a smiling woman with short light-brown hair, wearing the neck ring of an orange pressure suit.",
+    ),
+    (
+        "astronaut",
+        (0.55, 0.6, 1.0, 1.0),
+        "A white space helmet with a dark reflective visor next to the orange sleeve of a flight suit with a name patch.",
+    ),
+    (
+        "rocket",
+        (0.35, 0.25, 0.65, 1.0),
+        "A tall white rocket on its launch pad against a deep blue evening sky, lit by floodlights at its base.",
+    ),
     ("coffee", (0.4, 0.5, 0.8, 1.0), "红色茶碟上放着一把不锈钢小勺，旁边是红色咖啡杯的杯底，背景是木质桌面。"),
-    ("china", (0.1, 0.0, 0.55, 0.5), "一座多层的中国传统楼阁，屋顶铺着橙色琉璃瓦，檐下是红色立柱和彩绘，背景是淡蓝色的天空。"),  # noqa: E501
-    ("hubble", (0.5, 0.5, 1.0, 1.0), "A crop of a deep-space image with hundreds of small galaxies, some spiral and some reddish, on a black background."),  # noqa: E501
-    ("motorcycle", (0.3, 0.35, 0.7, 0.85), "Close-up of a motorcycle's chrome engine with a Yamaha badge, below a red fuel tank and a black seat."),  # noqa: E501
+    (
+        "china",
+        (0.1, 0.0, 0.55, 0.5),
+        "一座多层的中国传统楼阁，屋顶铺着橙色琉璃瓦，檐下是红色立柱和彩绘，背景是淡蓝色的天空。",
+    ),
+    (
+        "hubble",
+        (0.5, 0.5, 1.0, 1.0),
+        "A crop of a deep-space image with hundreds of small galaxies, some spiral and some reddish, on a black background.",
+    ),
+    (
+        "motorcycle",
+        (0.3, 0.35, 0.7, 0.85),
+        "Close-up of a motorcycle's chrome engine with a Yamaha badge, below a red fuel tank and a black seat.",
+    ),
     ("chelsea", (0.25, 0.15, 0.75, 0.6), "Extreme close-up of a tabby cat's two yellow-green eyes and striped fur."),
 ]
 TAR_CROPS = [  # (source, box, caption, written as .json instead of .txt)
-    ("grace_hopper", (0.2, 0.05, 0.8, 0.6), "Close-up of an elderly woman wearing glasses and a navy officer's cap with a gold emblem, in front of an American flag.", False),  # noqa: E501
-    ("retina", (0.0, 0.2, 0.45, 0.65), "Close-up of a retinal photograph: the bright optic disc with red blood vessels branching out from it.", False),  # noqa: E501
-    ("flower", (0.3, 0.0, 0.75, 0.7), "A peach-orange pompon dahlia in full bloom against a dark green blurred background.", True),  # noqa: E501
-    ("coins", (0.0, 0.0, 1.0, 0.5), "Two rows of six ancient coins, twelve in all, photographed in black and white on a dark background.", False),  # noqa: E501
-    ("camera", (0.2, 0.1, 0.9, 1.0), "Black-and-white photo of a man in a dark coat looking through a camera mounted on a tripod on a lawn.", True),  # noqa: E501
-    ("page", (0.0, 0.0, 1.0, 0.4), 'The printed heading "Region-based segmentation" above the first lines of a paragraph about markers of the coins.', False),  # noqa: E501
-    ("ihc", (0.4, 0.4, 1.0, 1.0), "Microscope view of stained colon tissue: glands outlined in brown among pale tissue with small blue nuclei.", False),  # noqa: E501
+    (
+        "grace_hopper",
+        (0.2, 0.05, 0.8, 0.6),
+        "Close-up of an elderly woman wearing glasses and a navy officer's cap with a gold emblem, in front of an American flag.",
+        False,
+    ),
+    (
+        "retina",
+        (0.0, 0.2, 0.45, 0.65),
+        "Close-up of a retinal photograph: the bright optic disc with red blood vessels branching out from it.",
+        False,
+    ),
+    (
+        "flower",
+        (0.3, 0.0, 0.75, 0.7),
+        "A peach-orange pompon dahlia in full bloom against a dark green blurred background.",
+        True,
+    ),
+    (
+        "coins",
+        (0.0, 0.0, 1.0, 0.5),
+        "Two rows of six ancient coins, twelve in all, photographed in black and white on a dark background.",
+        False,
+    ),
+    (
+        "camera",
+        (0.2, 0.1, 0.9, 1.0),
+        "Black-and-white photo of a man in a dark coat looking through a camera mounted on a tripod on a lawn.",
+        True,
+    ),
+    (
+        "page",
+        (0.0, 0.0, 1.0, 0.4),
+        'The printed heading "Region-based segmentation" above the first lines of a paragraph about markers of the coins.',
+        False,
+    ),
+    (
+        "ihc",
+        (0.4, 0.4, 1.0, 1.0),
+        "Microscope view of stained colon tissue: glands outlined in brown among pale tissue with small blue nuclei.",
+        False,
+    ),
 ]
 
 
@@ -202,7 +390,10 @@ def draw_table(draw: ImageDraw.ImageDraw, box: Box, rows: list[list[str]], s: in
     for r, row in enumerate(rows):
         draw.rectangle((x0, y0 + r * rh, x1, y0 + (r + 1) * rh), fill=colors[0] if r == 0 else colors[2 + r % 2])
         for c, cell in enumerate(row):
-            draw.text((x0 + (c + 0.5) * cw, y0 + (r + 0.5) * rh), cell, font=font(s),
-                      fill=colors[1] if r == 0 else colors[4], anchor="mm")
-
-
+            draw.text(
+                (x0 + (c + 0.5) * cw, y0 + (r + 0.5) * rh),
+                cell,
+                font=font(s),
+                fill=colors[1] if r == 0 else colors[4],
+                anchor="mm",
+            )

@@ -73,8 +73,10 @@ def lighthouse(np_rng: np.random.Generator) -> Image.Image:
     draw.polygon([(250, 360), (300, 300), (380, 310), (430, 360)], fill="#343432")
     for k in range(6):  # the tower in six bands, tapering upwards
         y0, y1 = 280 - k * 30, 250 - k * 30
-        draw.polygon([(300 + k * 3, y0), (350 - k * 3, y0), (347 - k * 3, y1), (303 + k * 3, y1)],
-                     fill="#c8102e" if k % 2 == 0 else "#f5f5f5")
+        draw.polygon(
+            [(300 + k * 3, y0), (350 - k * 3, y0), (347 - k * 3, y1), (303 + k * 3, y1)],
+            fill="#c8102e" if k % 2 == 0 else "#f5f5f5",
+        )
     draw.rectangle((310, 80, 340, 100), fill="#ffe680", outline="#222222", width=3)
     draw.rectangle((302, 100, 348, 106), fill="#222222")
     draw.polygon([(306, 80), (344, 80), (325, 60)], fill="#7a0c1c")
@@ -88,8 +90,13 @@ def star_badge() -> Image.Image:
     draw = ImageDraw.Draw(img)
     draw.ellipse((20, 20, 280, 280), fill=1)
     draw.ellipse((38, 38, 262, 262), fill=3)
-    draw.polygon([(150 + r * math.cos(math.radians(-90 + 36 * k)), 152 + r * math.sin(math.radians(-90 + 36 * k)))
-                  for k, r in enumerate([105, 42] * 5)], fill=2)
+    draw.polygon(
+        [
+            (150 + r * math.cos(math.radians(-90 + 36 * k)), 152 + r * math.sin(math.radians(-90 + 36 * k)))
+            for k, r in enumerate([105, 42] * 5)
+        ],
+        fill=2,
+    )
     return img
 
 
@@ -101,8 +108,10 @@ def bouncing_ball() -> list[Image.Image]:
         draw = ImageDraw.Draw(img)
         for i in range(64):
             col, row = i % 16, i // 16
-            draw.rectangle((col * 20, 160 + row * 20, col * 20 + 19, 179 + row * 20),
-                           fill="#8d8d8d" if (col + row) % 2 else "#f2f2f2")
+            draw.rectangle(
+                (col * 20, 160 + row * 20, col * 20 + 19, 179 + row * 20),
+                fill="#8d8d8d" if (col + row) % 2 else "#f2f2f2",
+            )
         x = 80 + 80 * k
         draw.ellipse((x - 20, 164, x + 20, 172), fill="#555555")
         draw.ellipse((x - 24, y - 24, x + 24, y + 24), fill="#d62828", outline="#7a1010", width=2)
@@ -153,51 +162,119 @@ def write_defects(images: str, photos: list[dict[str, Any]], np_rng: np.random.G
         small = small.resize((small.width * 9 // 10, small.height * 9 // 10), Image.Resampling.LANCZOS)
         add("duplicate-near", "defects/near_duplicate.jpg", near["caption"], encoded(small, quality=70))
     add("empty-file", "defects/empty.jpg", "An empty file that claims to be a JPEG photo.", b"")
-    add("not-an-image", "defects/not_image.jpg", "A text file saved with a .jpg extension instead of a photo.",
-        b"This is a plain text file, not a JPEG image.\n")
-    add("lang-french", "defects/lang-french.jpg", "Vue d'un grand lac parsemé de petits bateaux depuis une colline, "
-        "avec le coin d'un pavillon chinois à gauche et des arbres à droite.", crop("china", (0.45, 0.3, 1, 0.75)))
-    add("lang-german", "defects/lang-german.jpg", "Das Hinterrad und die schwarze Sitzbank eines roten Motorrads, das "
-        "in einer Garage vor einer alten Holzbank steht.", crop("motorcycle", (0, 0.2, 0.5, 0.8)))
-    add("lang-spanish", "defects/lang-spanish.jpg", "Una taza blanca y roja llena de café espresso con una capa de "
-        "crema, vista desde arriba sobre una mesa de madera.", crop("coffee", (0.2, 0.1, 0.7, 0.6)))
-    add("too-small", "defects/tiny_16x16.jpg", "A tiny thumbnail of a tabby cat's face.",
-        crop("chelsea", (0, 0, 1, 1), lambda im: im.resize((16, 16), Image.Resampling.LANCZOS)))
-    add("extreme-aspect", "defects/strip_2000x40.jpg", "A thin strip cut across a photo of a Chinese pavilion, a lake "
-        "and trees.", crop("china", (0, 0.45, 1, 0.55), lambda im: im.resize((2000, 40), Image.Resampling.LANCZOS)))
+    add(
+        "not-an-image",
+        "defects/not_image.jpg",
+        "A text file saved with a .jpg extension instead of a photo.",
+        b"This is a plain text file, not a JPEG image.\n",
+    )
+    add(
+        "lang-french",
+        "defects/lang-french.jpg",
+        "Vue d'un grand lac parsemé de petits bateaux depuis une colline, "
+        "avec le coin d'un pavillon chinois à gauche et des arbres à droite.",
+        crop("china", (0.45, 0.3, 1, 0.75)),
+    )
+    add(
+        "lang-german",
+        "defects/lang-german.jpg",
+        "Das Hinterrad und die schwarze Sitzbank eines roten Motorrads, das "
+        "in einer Garage vor einer alten Holzbank steht.",
+        crop("motorcycle", (0, 0.2, 0.5, 0.8)),
+    )
+    add(
+        "lang-spanish",
+        "defects/lang-spanish.jpg",
+        "Una taza blanca y roja llena de café espresso con una capa de "
+        "crema, vista desde arriba sobre una mesa de madera.",
+        crop("coffee", (0.2, 0.1, 0.7, 0.6)),
+    )
+    add(
+        "too-small",
+        "defects/tiny_16x16.jpg",
+        "A tiny thumbnail of a tabby cat's face.",
+        crop("chelsea", (0, 0, 1, 1), lambda im: im.resize((16, 16), Image.Resampling.LANCZOS)),
+    )
+    add(
+        "extreme-aspect",
+        "defects/strip_2000x40.jpg",
+        "A thin strip cut across a photo of a Chinese pavilion, a lake and trees.",
+        crop("china", (0, 0.45, 1, 0.55), lambda im: im.resize((2000, 40), Image.Resampling.LANCZOS)),
+    )
     record("path-outside-root", "../../../etc/passwd", "A record whose image path points outside the dataset root.")
     record("missing-file", "photos/does_not_exist.jpg", "A record whose image file does not exist on disk.")
     add("decompression-bomb", "defects/bomb_40000x40000.png", "A PNG claiming to be 40000 pixels square.", bomb_png())
     add("boilerplate", "defects/click_here.jpg", "Click here to enlarge", crop("hubble", (0, 0, 0.5, 0.5)))
     add("caption-too-short", "defects/caption_ok.jpg", "ok", crop("retina", (0.5, 0.3, 1, 0.8)))
-    add("url-email-only", "defects/url_caption.jpg", "https://example.com/gallery/launch-tower-0417.jpg "
-        "photos@example.com", crop("rocket", (0, 0, 0.35, 1)))
-    add("html-caption", "defects/lighthouse.png", "<p>A <b>red</b> &amp; white lighthouse&nbsp;on dark rocks beside a "
-        "calm blue sea, under a clear sky.</p>", lighthouse(np_rng))
-    add("invisible-chars", "defects/shuttle_model.jpg", "A model\u200b of the space shuttle\u00ad with its orange "
+    add(
+        "url-email-only",
+        "defects/url_caption.jpg",
+        "https://example.com/gallery/launch-tower-0417.jpg photos@example.com",
+        crop("rocket", (0, 0, 0.35, 1)),
+    )
+    add(
+        "html-caption",
+        "defects/lighthouse.png",
+        "<p>A <b>red</b> &amp; white lighthouse&nbsp;on dark rocks beside a calm blue sea, under a clear sky.</p>",
+        lighthouse(np_rng),
+    )
+    add(
+        "invisible-chars",
+        "defects/shuttle_model.jpg",
+        "A model\u200b of the space shuttle\u00ad with its orange "
         "external tank\u0007 and two white rocket boosters,\u200d in front of a grey backdrop.\ufeff",
-        crop("astronaut", (0.65, 0, 1, 0.55)))
+        crop("astronaut", (0.65, 0, 1, 0.55)),
+    )
     lines.append(b'{"id": "broken", "image": "photos/x.jpg", "caption": ')
     lines.append(b'{"id": "invalid-utf8", "image": "defects/click_here.jpg", "caption": "Bytes \xff\xfe, not UTF-8."}')
     record("missing-text", "defects/click_here.jpg", None)
     cmyk = crop("motorcycle", (0.55, 0.3, 1, 0.95), lambda im: im.convert("CMYK"))
-    add("cmyk-jpeg", "defects/cmyk.jpg", "The front wheel, red mudguard and chrome fork of a motorcycle parked in a "
-        "garage in front of shelves with boxes.", cmyk)
-    add("palette-transparent", "defects/palette_transparent.png", "A yellow five-pointed star inside a blue circle "
-        "with a dark blue rim, on a transparent background.", star_badge(), transparency=0)
-    add("gray16-png", "defects/gray16.png", "Quantitative phase image of a single cell floating in saline: a bright "
+    add(
+        "cmyk-jpeg",
+        "defects/cmyk.jpg",
+        "The front wheel, red mudguard and chrome fork of a motorcycle parked in a "
+        "garage in front of shelves with boxes.",
+        cmyk,
+    )
+    add(
+        "palette-transparent",
+        "defects/palette_transparent.png",
+        "A yellow five-pointed star inside a blue circle with a dark blue rim, on a transparent background.",
+        star_badge(),
+        transparency=0,
+    )
+    add(
+        "gray16-png",
+        "defects/gray16.png",
+        "Quantitative phase image of a single cell floating in saline: a bright "
         "round spot on a grainy grey background.",
-        crop("cell", (0, 0, 1, 1), lambda im: Image.fromarray(np.asarray(im.convert("L"), dtype=np.uint16) * 257)))
+        crop("cell", (0, 0, 1, 1), lambda im: Image.fromarray(np.asarray(im.convert("L"), dtype=np.uint16) * 257)),
+    )
     frames = bouncing_ball()
-    add("animated-gif", "defects/animated.gif", "A red ball bouncing over a grey-and-white checkered floor under a "
-        "light blue sky.", frames[0], save_all=True, append_images=frames[1:], duration=200, loop=0)
+    add(
+        "animated-gif",
+        "defects/animated.gif",
+        "A red ball bouncing over a grey-and-white checkered floor under a light blue sky.",
+        frames[0],
+        save_all=True,
+        append_images=frames[1:],
+        duration=200,
+        loop=0,
+    )
     exif = Image.Exif()
     exif[0x0112] = 6  # viewers rotate it 90 degrees clockwise, so the pixels are stored turned counter-clockwise
-    add("exif-rotated", "defects/exif_rotated.jpg", "The lower half of a portrait: a navy dress uniform jacket with a "
+    add(
+        "exif-rotated",
+        "defects/exif_rotated.jpg",
+        "The lower half of a portrait: a navy dress uniform jacket with a "
         "name tag and rows of service ribbons, a white shirt and a black bow tie, in front of an American flag.",
-        crop("grace_hopper", (0, 0.5, 1, 1), lambda im: im.transpose(Image.Transpose.ROTATE_90)), exif=exif)
-    add("rgba-png", "defects/rgba.png", "Close-up of a tabby cat's pink nose, an eye, whiskers and striped fur, "
-        "fading to transparent at the corners.", crop("chelsea", (0.45, 0.45, 1, 1), vignette))
+        crop("grace_hopper", (0, 0.5, 1, 1), lambda im: im.transpose(Image.Transpose.ROTATE_90)),
+        exif=exif,
+    )
+    add(
+        "rgba-png",
+        "defects/rgba.png",
+        "Close-up of a tabby cat's pink nose, an eye, whiskers and striped fur, fading to transparent at the corners.",
+        crop("chelsea", (0.45, 0.45, 1, 1), vignette),
+    )
     return lines
-
-

@@ -58,8 +58,22 @@ def write_web(root: str, rng: random.Random) -> tuple[int, int]:
     return len(rows["id"]), keys + 1
 
 
-SCALED_PHOTOS = ["chelsea", "coffee", "rocket", "motorcycle", "hubble", "camera", "moon", "text", "brick", "grass",
-                 "gravel", "ihc", "china", "grace_hopper"]  # captions that still hold for a crop around the centre
+SCALED_PHOTOS = [
+    "chelsea",
+    "coffee",
+    "rocket",
+    "motorcycle",
+    "hubble",
+    "camera",
+    "moon",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+    "ihc",
+    "china",
+    "grace_hopper",
+]  # captions that still hold for a crop around the centre
 NO_FLIP = {"motorcycle", "text"}  # lettering would be mirrored
 
 
@@ -89,5 +103,3 @@ def scaled_one(job: tuple[str, int, int]) -> dict[str, Any]:
         name, text = f"scaled/{i:06d}.png", texts[lang]
         save(img, os.path.join(images, name), compress_level=4)
     return {"id": f"scaled-{i:06d}", "image": name, "caption": text}
-
-

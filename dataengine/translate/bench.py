@@ -33,9 +33,14 @@ def run(model: str, storage: str | None, n: int, batch_size: int, max_new_tokens
         t0 = time.perf_counter()
         outs = tr.translate_samples(samples)
         wall = time.perf_counter() - t0
-        result[label] = {"batch_size": bs, "wall_s": round(wall, 1), "captions_per_s": round(n / wall, 3),
-                         "generated_tokens_per_s": round(tr.completion_tokens / wall, 2),
-                         "generated_tokens": tr.completion_tokens, "validated": sum(o.status == "ok" for o in outs)}
+        result[label] = {
+            "batch_size": bs,
+            "wall_s": round(wall, 1),
+            "captions_per_s": round(n / wall, 3),
+            "generated_tokens_per_s": round(tr.completion_tokens / wall, 2),
+            "generated_tokens": tr.completion_tokens,
+            "validated": sum(o.status == "ok" for o in outs),
+        }
     result["batching_speedup"] = round(result["one_at_a_time"]["wall_s"] / result["batched"]["wall_s"], 2)
     with tempfile.TemporaryDirectory() as cache_root:
         calls = []

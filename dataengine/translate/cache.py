@@ -31,6 +31,12 @@ class TranslationCache:
         return None
 
     def put(self, text: str, translation: str, **provenance: Any) -> None:
-        record = {"source": text, "translation": translation, "model": self.scope[0], "prompt_version": self.scope[1],
-                  "glossary": self.scope[2], **provenance}
+        record = {
+            "source": text,
+            "translation": translation,
+            "model": self.scope[0],
+            "prompt_version": self.scope[1],
+            "glossary": self.scope[2],
+            **provenance,
+        }
         write_bytes_atomic(self._path(self.key(text)), json.dumps(record, ensure_ascii=False).encode())

@@ -13,8 +13,11 @@ def hsk_pairs(n: int, seed: int = 0, min_level: int = 4) -> list[tuple[str, str]
     """n (English, Chinese) pairs from HSK levels >= min_level, sampled deterministically."""
     from hsk_sentences_audio import load_sentences
 
-    pairs = [(s["translation"]["en"], s["chinese"]) for s in load_sentences()
-             if int(s.get("hsk_level") or 0) >= min_level and s.get("translation", {}).get("en")]
+    pairs = [
+        (s["translation"]["en"], s["chinese"])
+        for s in load_sentences()
+        if int(s.get("hsk_level") or 0) >= min_level and s.get("translation", {}).get("en")
+    ]
     random.Random(seed).shuffle(pairs)
     return pairs[:n]
 

@@ -41,16 +41,24 @@ def _translated(obj: dict[str, Any], out: Outcome, translator: Translator, promp
     if out.caption_zh is not None:
         rec["caption_en"], rec["caption"] = obj["caption"], out.caption_zh
     else:
-        rec["conversations"] = [{**t, "value": zh["value"], "value_en": t["value"]}
-                                for t, zh in zip(obj["conversations"], out.conversations_zh or [], strict=True)]
-    rec["translation"] = {"model": translator.engine.model, "engine": translator.engine.name,
-                          "prompt_version": prompt_version, "attempts": out.attempts, "cache_hits": out.cache_hits,
-                          "status": out.status}
+        rec["conversations"] = [
+            {**t, "value": zh["value"], "value_en": t["value"]}
+            for t, zh in zip(obj["conversations"], out.conversations_zh or [], strict=True)
+        ]
+    rec["translation"] = {
+        "model": translator.engine.model,
+        "engine": translator.engine.name,
+        "prompt_version": prompt_version,
+        "attempts": out.attempts,
+        "cache_hits": out.cache_hits,
+        "status": out.status,
+    }
     return rec
 
 
-def translate_file(src: str, dst: str, translator: Translator, prompt_version: str,
-                   max_record_bytes: int = 16 << 20) -> dict[str, int]:
+def translate_file(
+    src: str, dst: str, translator: Translator, prompt_version: str, max_record_bytes: int = 16 << 20
+) -> dict[str, int]:
     """Translate src into dst (+ dst's rejects file); returns counts."""
     rejects_path = os.path.splitext(dst)[0] + ".rejects.jsonl"
     good: list[str] = []
@@ -58,9 +66,15 @@ def translate_file(src: str, dst: str, translator: Translator, prompt_version: s
     batch: list[tuple[int, dict[str, Any], bytes]] = []
 
     def flush() -> None:
-        outcomes = translator.translate_samples([{"caption": o.get("caption") if isinstance(o.get("caption"), str)
-                                                  else None, "conversations": o.get("conversations")}
-                                                 for _, o, _ in batch])
+        outcomes = translator.translate_samples(
+            [
+                {
+                    "caption": o.get("caption") if isinstance(o.get("caption"), str) else None,
+                    "conversations": o.get("conversations"),
+                }
+                for _, o, _ in batch
+            ]
+        )
         for (lineno, obj, raw), out in zip(batch, outcomes, strict=True):
             if out.status == "ok":
                 good.append(json.dumps(_translated(obj, out, translator, prompt_version), ensure_ascii=False))
@@ -84,5 +98,7 @@ def translate_file(src: str, dst: str, translator: Translator, prompt_version: s
 
 
 def _reject(lineno: int, raw: bytes, reason: str, detail: str) -> str:
-    return json.dumps({"line": lineno, "reason": reason, "detail": detail,
-                       "record": raw.decode("utf-8", "backslashreplace")}, ensure_ascii=False)
+    return json.dumps(
+        {"line": lineno, "reason": reason, "detail": detail, "record": raw.decode("utf-8", "backslashreplace")},
+        ensure_ascii=False,
+    )

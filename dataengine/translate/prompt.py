@@ -9,21 +9,16 @@ import json
 import re
 from dataclasses import dataclass
 
-PROMPT_VERSION = "internvl15-zh-v1"
+PROMPT_VERSION = "internvl15-zh-v2"
 
+# Short on purpose: on CPU every request pays for the system prompt's tokens before it generates anything.
 SYSTEM = (
-    "You are a professional translator. Translate the user's English text into natural, fluent Simplified "
-    "Chinese that reads as if written by a native speaker, without translationese. Rules: keep proper nouns, "
-    "brand names and place names in English; keep technical terms in English (you may add a short Chinese "
-    "explanation); render idioms with Chinese idioms of the same meaning; keep the tone of quotations; write "
-    "acronyms as their full Chinese name followed by the English acronym in parentheses. Copy every marker "
-    "like ⟦0⟧ exactly once and unchanged, and keep every number as written. Reply with the translation only: "
-    "no preamble, no notes, no quotes around it."
+    "Translate the user's English text into fluent, natural Simplified Chinese, not translationese. Keep proper "
+    "nouns, brands, place names and technical terms in English; render idioms with Chinese idioms; keep the "
+    "tone of quotes; write acronyms as the Chinese full name with the English acronym in parentheses. Copy "
+    "markers like ⟦0⟧ and all numbers unchanged. Reply with the translation only."
 )
-STRICT_SUFFIX = (
-    " Your previous answer was rejected. Output only the Chinese translation of the text, nothing else, and "
-    "keep all markers ⟦n⟧ and numbers exactly."
-)
+STRICT_SUFFIX = " Output only the Chinese translation, nothing else; keep every ⟦n⟧ marker and number exactly."
 USER = "Text for translation: {text}"
 CONTEXT = "Earlier turns of this conversation, for context only (do not translate them again):\n{context}\n\n"
 
@@ -51,8 +46,9 @@ class Protected:
     suffix: str = ""
 
     def restore(self, translated: str) -> str:
-        body = MARKER.sub(lambda m: self.spans[int(m.group(1))] if int(m.group(1)) < len(self.spans) else m.group(0),
-                          translated)
+        body = MARKER.sub(
+            lambda m: self.spans[int(m.group(1))] if int(m.group(1)) < len(self.spans) else m.group(0), translated
+        )
         return f"{self.prefix}{body}{self.suffix}"
 
 
@@ -78,8 +74,9 @@ def glossary_hash(glossary: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(glossary, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def messages(text: str, *, glossary: dict[str, str] | None = None, context: list[str] | None = None,
-             strict: bool = False) -> list[dict[str, str]]:
+def messages(
+    text: str, *, glossary: dict[str, str] | None = None, context: list[str] | None = None, strict: bool = False
+) -> list[dict[str, str]]:
     """Chat messages for one segment (already protected); earlier conversation turns go in as context."""
     system = SYSTEM + glossary_block(glossary or {}) + (STRICT_SUFFIX if strict else "")
     prefix = CONTEXT.format(context="\n".join(context)) if context else ""

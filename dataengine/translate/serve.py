@@ -28,8 +28,9 @@ class TranslatorServer:
         for i, r in enumerate(requests):
             groups.setdefault((int(r.get("max_tokens") or 256), float(r.get("temperature") or 0.0)), []).append(i)
         for (max_tokens, temperature), idx in groups.items():
-            results = self.engine.generate([requests[i]["messages"] for i in idx], max_new_tokens=max_tokens,
-                                           temperature=temperature)
+            results = self.engine.generate(
+                [requests[i]["messages"] for i in idx], max_new_tokens=max_tokens, temperature=temperature
+            )
             for i, res in zip(idx, results, strict=True):
                 out[i] = res
         return out
@@ -37,8 +38,9 @@ class TranslatorServer:
     async def __call__(self, request: Request) -> JSONResponse:
         path = request.url.path.rstrip("/")
         if request.method == "GET" and path.endswith("/v1/models"):
-            return JSONResponse({"object": "list", "data": [{"id": self.engine.model, "object": "model",
-                                                             "owned_by": "dataengine"}]})
+            return JSONResponse(
+                {"object": "list", "data": [{"id": self.engine.model, "object": "model", "owned_by": "dataengine"}]}
+            )
         if request.method != "POST" or not path.endswith("/v1/chat/completions"):
             return JSONResponse({"error": {"message": f"no route {request.method} {path}"}}, status_code=404)
         try:
@@ -49,18 +51,31 @@ class TranslatorServer:
         except (ValueError, KeyError) as exc:
             return JSONResponse({"error": {"message": f"bad request: {exc}"}}, status_code=400)
         res = await self._generate(body)
-        return JSONResponse({
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
-            "model": self.engine.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": res.text},
-                         "finish_reason": res.finish_reason}],
-            "usage": {"prompt_tokens": res.prompt_tokens, "completion_tokens": res.completion_tokens,
-                      "total_tokens": res.prompt_tokens + res.completion_tokens},
-        })
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.engine.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": res.text},
+                        "finish_reason": res.finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": res.prompt_tokens,
+                    "completion_tokens": res.completion_tokens,
+                    "total_tokens": res.prompt_tokens + res.completion_tokens,
+                },
+            }
+        )
 
 
-def start(model: str, storage: str | None = None, host: str = "127.0.0.1", port: int = 8000,
-          trust_remote_code: bool = False) -> str:
+def start(
+    model: str, storage: str | None = None, host: str = "127.0.0.1", port: int = 8000, trust_remote_code: bool = False
+) -> str:
     """Start Serve on host:port with the translator at / and return the OpenAI base URL."""
     serve.start(http_options={"host": host, "port": port})
     serve.run(TranslatorServer.bind(model, storage, trust_remote_code), name="translator", route_prefix="/")

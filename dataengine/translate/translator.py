@@ -42,20 +42,36 @@ class Outcome:
 
 
 class Translator:
-    def __init__(self, engine: Engine, cache: TranslationCache | None, *, glossary: dict[str, str] | None = None,
-                 attempts: int = 2, max_new_tokens: int = 384, temperature: float = 0.0, batch_size: int = 8,
-                 validation: ValidationConfig | None = None, context_turns: int = 2):
+    def __init__(
+        self,
+        engine: Engine,
+        cache: TranslationCache | None,
+        *,
+        glossary: dict[str, str] | None = None,
+        attempts: int = 2,
+        max_new_tokens: int = 384,
+        temperature: float = 0.0,
+        batch_size: int = 8,
+        validation: ValidationConfig | None = None,
+        context_turns: int = 2,
+    ):
         self.engine, self.cache, self.glossary = engine, cache, glossary or {}
         self.attempts, self.max_new_tokens, self.temperature = attempts, max_new_tokens, temperature
-        self.batch_size, self.validation, self.context_turns = batch_size, validation or ValidationConfig(), context_turns
+        self.batch_size, self.validation, self.context_turns = (
+            batch_size,
+            validation or ValidationConfig(),
+            context_turns,
+        )
         self.llm_calls = self.prompt_tokens = self.completion_tokens = 0
 
     def segments_of(self, caption: str | None, conversations: list[dict[str, str]] | None) -> list[Segment]:
         if caption is not None:
             return [Segment(caption, [])]
         turns = conversations or []
-        return [Segment(t["value"], [f"{p['from']}: {p['value']}" for p in turns[max(0, i - self.context_turns):i]])
-                for i, t in enumerate(turns)]
+        return [
+            Segment(t["value"], [f"{p['from']}: {p['value']}" for p in turns[max(0, i - self.context_turns) : i]])
+            for i, t in enumerate(turns)
+        ]
 
     def translate_segments(self, segments: list[Segment]) -> None:
         """Fill `result` or `failure` on every segment, using the cache first."""
@@ -72,10 +88,13 @@ class Translator:
             strict = attempt > 1
             for i in range(0, len(todo), self.batch_size):
                 chunk = todo[i : i + self.batch_size]
-                batch = [prompt.messages(s.protected.text, glossary=self.glossary, context=s.context, strict=strict)
-                         for s in chunk]
-                outs = self.engine.generate(batch, max_new_tokens=self.max_new_tokens,
-                                            temperature=0.0 if strict else self.temperature)
+                batch = [
+                    prompt.messages(s.protected.text, glossary=self.glossary, context=s.context, strict=strict)
+                    for s in chunk
+                ]
+                outs = self.engine.generate(
+                    batch, max_new_tokens=self.max_new_tokens, temperature=0.0 if strict else self.temperature
+                )
                 self.llm_calls += len(chunk)
                 for seg, out in zip(chunk, outs, strict=True):
                     self.prompt_tokens += out.prompt_tokens
@@ -104,8 +123,9 @@ class Translator:
             elif sample.get("caption") is not None:
                 out.caption_zh = segs[0].result
             else:
-                out.conversations_zh = [{"from": t["from"], "value": s.result}
-                                        for t, s in zip(sample["conversations"], segs, strict=True)]
+                out.conversations_zh = [
+                    {"from": t["from"], "value": s.result} for t, s in zip(sample["conversations"], segs, strict=True)
+                ]
             outcomes.append(out)
         return outcomes
 

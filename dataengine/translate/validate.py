@@ -11,7 +11,8 @@ from dataengine.translate.prompt import MARKER
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 PREAMBLE = re.compile(
-    r"^\s*(?:here(?:'s| is)|sure\b|certainly|the translation|translation\s*[:：]|translated text|以下是|这是.{0,6}翻译|"
+    r"^\s*(?:here(?:'s| is)|sure\b|certainly|the translation|translation\s*[:：]|translated text|"
+    r"以下是|这是.{0,6}翻译|"
     r"翻译(?:如下|结果)?\s*[:：]|译文\s*[:：]|好的[，,])",
     re.I,
 )
@@ -25,8 +26,9 @@ class ValidationConfig:
     max_length_ratio: float = 1.6
 
 
-def check(source: str, output: str, finish_reason: str | None, cfg: ValidationConfig | None = None
-          ) -> tuple[str, str] | None:
+def check(
+    source: str, output: str, finish_reason: str | None, cfg: ValidationConfig | None = None
+) -> tuple[str, str] | None:
     """None when the translation passes, else (reason, detail). `source` and `output` carry ⟦n⟧ markers."""
     cfg = cfg or ValidationConfig()
     out = output.strip()

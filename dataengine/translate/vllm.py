@@ -23,16 +23,20 @@ def processor_config(cfg: Any, model_path: str) -> Any:
 
     return vLLMEngineProcessorConfig(
         model_source=model_path,
-        engine_kwargs={"trust_remote_code": cfg.trust_remote_code, "max_model_len": cfg.vllm_max_model_len,
-                       **cfg.vllm_engine_kwargs},
+        engine_kwargs={
+            "trust_remote_code": cfg.trust_remote_code,
+            "max_model_len": cfg.vllm_max_model_len,
+            **cfg.vllm_engine_kwargs,
+        },
         concurrency=cfg.compute.size or 1,
         batch_size=cfg.batch_size,
         accelerator_type=cfg.vllm_accelerator_type,
     )
 
 
-def segment_rows(row: dict[str, Any], glossary: dict[str, str], max_new_tokens: int, temperature: float
-                 ) -> list[dict[str, Any]]:
+def segment_rows(
+    row: dict[str, Any], glossary: dict[str, str], max_new_tokens: int, temperature: float
+) -> list[dict[str, Any]]:
     """One accepted English sample -> one processor input row per text segment."""
     if row.get("reason") is not None or row.get("language") != "en":
         return []
@@ -41,14 +45,21 @@ def segment_rows(row: dict[str, Any], glossary: dict[str, str], max_new_tokens: 
     else:
         turns = row.get("conversations") or []
         texts = [t["value"] for t in turns]
-        contexts = [[f"{p['from']}: {p['value']}" for p in turns[max(0, i - 2):i]] for i in range(len(turns))]
+        contexts = [[f"{p['from']}: {p['value']}" for p in turns[max(0, i - 2) : i]] for i in range(len(turns))]
     out = []
     for k, (text, ctx) in enumerate(zip(texts, contexts, strict=True)):
         p = prompt.protect(text)
-        out.append({"id": row["id"], "k": k, "n": len(texts), "protected": p.text,
-                    "spans": json.dumps([p.prefix, p.suffix, *p.spans]),
-                    "messages": prompt.messages(p.text, glossary=glossary, context=ctx),
-                    "sampling_params": {"temperature": temperature, "max_tokens": max_new_tokens}})
+        out.append(
+            {
+                "id": row["id"],
+                "k": k,
+                "n": len(texts),
+                "protected": p.text,
+                "spans": json.dumps([p.prefix, p.suffix, *p.spans]),
+                "messages": prompt.messages(p.text, glossary=glossary, context=ctx),
+                "sampling_params": {"temperature": temperature, "max_tokens": max_new_tokens},
+            }
+        )
     return out
 
 
@@ -59,8 +70,13 @@ def checked(row: dict[str, Any], validation: dict[str, float]) -> dict[str, Any]
     failure = check(row["protected"], text, finish, ValidationConfig(**validation))
     prefix, suffix, *spans = json.loads(row["spans"])
     restored = prompt.Protected(row["protected"], spans, prefix, suffix).restore(text)
-    return {"id": row["id"], "k": row["k"], "n": row["n"], "text": None if failure else restored,
-            "failure": None if failure is None else f"{failure[0]}|{failure[1]}"}
+    return {
+        "id": row["id"],
+        "k": row["k"],
+        "n": row["n"],
+        "text": None if failure else restored,
+        "failure": None if failure is None else f"{failure[0]}|{failure[1]}",
+    }
 
 
 def assemble(segments: list[dict[str, Any]]) -> dict[str, Any]:

@@ -24,8 +24,9 @@ class Engine(ABC):
     model: str
 
     @abstractmethod
-    def generate(self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
-                 ) -> list[Completion]:
+    def generate(
+        self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
+    ) -> list[Completion]:
         """One completion per conversation in `batch`, in order."""
 
 

@@ -12,8 +12,14 @@ from dataengine.translate.engines import Completion, Engine, EngineError
 class TransformersEngine(Engine):
     name = "transformers"
 
-    def __init__(self, model: str, storage: str | None = None, device: str | None = None,
-                 trust_remote_code: bool = False, num_threads: int | None = None):
+    def __init__(
+        self,
+        model: str,
+        storage: str | None = None,
+        device: str | None = None,
+        trust_remote_code: bool = False,
+        num_threads: int | None = None,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -39,24 +45,30 @@ class TransformersEngine(Engine):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.eos_ids = {i for i in [self.tokenizer.eos_token_id, *(_eos_list(self.lm))] if i is not None}
 
-    def generate(self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
-                 ) -> list[Completion]:
+    def generate(
+        self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
+    ) -> list[Completion]:
         import torch
 
         prompts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in batch]
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         with torch.inference_mode():
-            out = self.lm.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                   **sampling)
+            out = self.lm.generate(
+                **enc, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+            )
         results = []
-        for i, row in enumerate(out[:, enc["input_ids"].shape[1]:].tolist()):
+        for i, row in enumerate(out[:, enc["input_ids"].shape[1] :].tolist()):
             stop = next((k for k, t in enumerate(row) if t in self.eos_ids), None)
             tokens = row if stop is None else row[:stop]
-            results.append(Completion(
-                text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
-                finish_reason="length" if stop is None else "stop",
-                prompt_tokens=int(enc["attention_mask"][i].sum()), completion_tokens=len(tokens)))
+            results.append(
+                Completion(
+                    text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                    finish_reason="length" if stop is None else "stop",
+                    prompt_tokens=int(enc["attention_mask"][i].sum()),
+                    completion_tokens=len(tokens),
+                )
+            )
         return results
 
 

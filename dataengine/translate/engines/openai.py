@@ -20,9 +20,17 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 class OpenAIEngine(Engine):
     name = "openai"
 
-    def __init__(self, model: str, base_url: str = "http://127.0.0.1:8000/v1", api_key: str | None = None,
-                 concurrency: int = 8, timeout_s: float = 120.0, max_retries: int = 4, backoff_s: float = 0.5,
-                 **_: Any):
+    def __init__(
+        self,
+        model: str,
+        base_url: str = "http://127.0.0.1:8000/v1",
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout_s: float = 120.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        **_: Any,
+    ):
         self.model, self.base_url = model, base_url.rstrip("/")
         self.api_key, self.concurrency, self.timeout_s = api_key, concurrency, timeout_s
         self.max_retries, self.backoff_s = max_retries, backoff_s
@@ -49,19 +57,25 @@ class OpenAIEngine(Engine):
                 last = exc
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 last = exc
-        raise EngineError(f"no OpenAI-compatible server answering at {self.base_url} after {self.max_retries + 1} "
-                          f"attempts ({type(last).__name__}: {last}); start one, e.g. `dataengine serve translator`")
+        raise EngineError(
+            f"no OpenAI-compatible server answering at {self.base_url} after {self.max_retries + 1} "
+            f"attempts ({type(last).__name__}: {last}); start one, e.g. `dataengine serve translator`"
+        )
 
     def _one(self, messages: list[dict[str, str]], max_new_tokens: int, temperature: float) -> Completion:
-        data = self._post({"model": self.model, "messages": messages, "max_tokens": max_new_tokens,
-                           "temperature": temperature})
+        data = self._post(
+            {"model": self.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": temperature}
+        )
         choice, usage = data["choices"][0], data.get("usage") or {}
-        return Completion(text=(choice["message"].get("content") or "").strip(),
-                          finish_reason=choice.get("finish_reason"),
-                          prompt_tokens=usage.get("prompt_tokens", 0),
-                          completion_tokens=usage.get("completion_tokens", 0))
+        return Completion(
+            text=(choice["message"].get("content") or "").strip(),
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+        )
 
-    def generate(self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
-                 ) -> list[Completion]:
+    def generate(
+        self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
+    ) -> list[Completion]:
         with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(batch)))) as pool:
             return list(pool.map(lambda m: self._one(m, max_new_tokens, temperature), batch))
