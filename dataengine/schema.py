@@ -32,9 +32,17 @@ def _arrow_type(spec: Any) -> pa.DataType:
     raise ValueError(f"unknown schema type {spec!r}")
 
 
+def latest_version(name: str) -> int:
+    versions = [int(p.name.split(".v")[1].split(".")[0]) for p in SCHEMA_DIR.glob(f"{name}.v*.json")]
+    if not versions:
+        raise FileNotFoundError(f"no schema named {name!r} in {SCHEMA_DIR}")
+    return max(versions)
+
+
 @cache
-def load(name: str, version: int = 1) -> pa.Schema:
-    """The Arrow schema of `schemas/{name}.v{version}.json`, tagged with its name and version."""
+def load(name: str, version: int | None = None) -> pa.Schema:
+    """The Arrow schema of `schemas/{name}.v{version}.json` (default: the latest), tagged with name and version."""
+    version = version or latest_version(name)
     doc = json.loads((SCHEMA_DIR / f"{name}.v{version}.json").read_text())
     fields = [
         pa.field(

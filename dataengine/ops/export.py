@@ -17,7 +17,6 @@ from dataengine.ids import content_hash
 from dataengine.ops.base import StageConfig
 from dataengine.storage import join, write_parquet_atomic
 
-SAMPLES_VERSION = 2
 RESULT_SCHEMA = pa.schema([("table", pa.string()), ("file", pa.string()), ("rows", pa.int64())])
 
 
@@ -37,7 +36,7 @@ def samples_table(rows: pa.Table, run_id: str, images: str) -> pa.Table:
     cols["image"] = rows.column("image_out") if images == "embed" else pa.nulls(n, pa.binary())
     cols["image_path"] = pc.if_else(path_based, rows.column("image_path"), pa.nulls(n, pa.string()))
     cols["image_root"] = pc.if_else(path_based, rows.column("image_root"), pa.nulls(n, pa.string()))
-    return schema.conform(pa.table(cols), schema.load("samples", SAMPLES_VERSION))
+    return schema.conform(pa.table(cols), schema.load("samples"))
 
 
 def rejects_table(rows: pa.Table, run_id: str) -> pa.Table:
