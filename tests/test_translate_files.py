@@ -33,42 +33,23 @@ def test_translate_annotation_file(tmp_path):
     )
     dst = tmp_path / "out.jsonl"
     with ScriptedLLM() as server:
-        res = CliRunner().invoke(
-            main,
-            [
-                "--storage",
-                str(tmp_path / "st"),
-                "translate",
-                str(src),
-                str(dst),
-                "--engine",
-                "openai",
-                "--model",
-                "scripted",
-                "--base-url",
-                server.base_url,
-            ],
-            catch_exceptions=False,
-        )
+        args = [
+            "--storage",
+            str(tmp_path / "st"),
+            "translate",
+            str(src),
+            str(dst),
+            "--engine",
+            "openai",
+            "--model",
+            "scripted",
+            "--base-url",
+            server.base_url,
+        ]
+        res = CliRunner().invoke(main, args, catch_exceptions=False)
         assert res.exit_code == 0, res.output
         first_calls = server.requests
-        again = CliRunner().invoke(
-            main,
-            [
-                "--storage",
-                str(tmp_path / "st"),
-                "translate",
-                str(src),
-                str(dst),
-                "--engine",
-                "openai",
-                "--model",
-                "scripted",
-                "--base-url",
-                server.base_url,
-            ],
-            catch_exceptions=False,
-        )
+        again = CliRunner().invoke(main, args, catch_exceptions=False)
         assert server.requests - first_calls == 2 and "cache hits 4" in again.output  # only "Say hello" retried
     out = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
     rejects = [json.loads(x) for x in (tmp_path / "out.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
