@@ -1,7 +1,8 @@
 """Compile a pipeline spec into a Ray Data streaming plan and run it end to end.
 
 Plan: read tasks -> row ops (map_batches, tasks or actor pools, as each stage declares) -> materialise (the
-inputs, counted) -> global dedup -> export -> accounting check -> manifest (committed last).
+inputs, counted) -> global dedup -> translate, tile (on surviving samples only) -> export -> tile index ->
+accounting check -> manifest (committed last).
 """
 
 from __future__ import annotations
