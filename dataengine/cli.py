@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dataengine import manifest, pipeline
-from dataengine.storage import default_root, join
+from dataengine.storage import default_root, delete_dir, join
 
 console = Console()
 
@@ -86,6 +86,10 @@ def demo(ctx: click.Context, rebuild: bool, sets: tuple[str, ...]) -> None:
     needed = {s.model for s in spec.stages if s.op == "translate" and s.engine == "transformers"}
     for name in sorted(needed & {"demo-translator"}):
         pull(name, ctx.obj["storage"], log=console.print)  # no-op once registered
+    if "demo-scorer" in {s.model for s in spec.stages if s.op == "score"}:
+        from dataengine.scorer.cli import ensure_demo_scorer
+
+        ensure_demo_scorer(ctx.obj["storage"])  # no-op once trained
     _run(ctx, "demo", target, None, sets, None)
 
 
@@ -93,11 +97,18 @@ def demo(ctx: click.Context, rebuild: bool, sets: tuple[str, ...]) -> None:
 @click.option("--out", default=None, help="target directory (default: <storage>/datasets/demo)")
 @click.option("--scale", default=0, type=int, help="add this many augmented photo/document samples")
 @click.option("--rebuild", is_flag=True)
+@click.option("--shapes", default=0, type=int, help="build the shapes world with this many samples instead")
 @click.pass_context
-def sample_data_cmd(ctx: click.Context, out: str | None, scale: int, rebuild: bool) -> None:
+def sample_data_cmd(ctx: click.Context, out: str | None, scale: int, rebuild: bool, shapes: int) -> None:
     """Build the sample dataset (real photos, rendered bilingual documents, deliberate defects)."""
     from dataengine import sample_data
 
+    if shapes:
+        target = out or join(ctx.obj["storage"], "datasets", f"shapes-{shapes}")
+        if rebuild:
+            delete_dir(target)
+        sample_data.ensure_shapes(target, shapes, console=console)
+        return
     target = out or join(ctx.obj["storage"], "datasets", "demo" if not scale else f"demo-x{scale}")
     sample_data.ensure(target, scale=scale, rebuild=rebuild, console=console)
 
@@ -377,6 +388,14 @@ def inspect(ctx: click.Context, run_id: str, config: bool) -> None:
         raise click.ClickException(str(exc)) from None
     print_summary(record, console, show_config=config)
 
+
+def _register_scorer() -> None:
+    from dataengine.scorer.cli import register
+
+    register(main, serve, bench)
+
+
+_register_scorer()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,9 +11,11 @@ from pydantic import Field, ValidationError, model_validator
 from dataengine.ops.base import Strict
 from dataengine.ops.dedup import DedupConfig
 from dataengine.ops.export import ExportConfig
+from dataengine.ops.filter import FilterConfig
 from dataengine.ops.image import ImageConfig
 from dataengine.ops.language import LanguageConfig
 from dataengine.ops.resolve import ResolveConfig
+from dataengine.ops.score import ScoreConfig
 from dataengine.ops.text import TextConfig
 from dataengine.ops.tile import TileConfig
 from dataengine.ops.translate import TranslateConfig
@@ -28,6 +30,8 @@ Stage = Annotated[
     | DedupConfig
     | TranslateConfig
     | TileConfig
+    | ScoreConfig
+    | FilterConfig
     | ExportConfig,
     Field(discriminator="op"),
 ]
@@ -39,6 +43,8 @@ NEEDS = {
     "tile": {"image"},
     "export": {"image"},
     "translate": {"language"},
+    "score": {"tile"},  # reads the tiles the tile stage wrote
+    "filter": {"score"},
 }
 
 
@@ -83,9 +89,13 @@ class PipelineSpec(Strict):
             missing = NEEDS.get(op, set()) - set(ops[:i])
             if missing:
                 raise ValueError(f"stages[{i}] ({op}) needs {sorted(missing)} before it")
-        for late in ("translate", "tile"):  # costly stages work on surviving samples only
+        if "score" in ops and "translate" in ops and ops.index("translate") > ops.index("score"):
+            raise ValueError("stages: 'translate' must come before 'score' (match_zh scores the translation)")
+        for late in ("translate", "tile", "score"):  # costly stages work on surviving samples only
             if "dedup" in ops and late in ops and ops.index(late) < ops.index("dedup"):
                 raise ValueError(f"stages: '{late}' must come after 'dedup' (only surviving samples are processed)")
+        if "filter" in ops and self.stage("filter").cutoff is not None:
+            raise ValueError("stages: filter.cutoff is computed from keep_top_fraction; do not set it")
         if "dedup" in ops and self.stage("dedup").key == "image+text" and "text" not in ops[: ops.index("dedup")]:
             raise ValueError("stages: dedup with key image+text needs the 'text' stage before it")
         return self

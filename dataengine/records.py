@@ -46,6 +46,12 @@ WORK_SCHEMA = pa.schema(
         ("grid_rows", pa.int32()),
         ("num_tiles", pa.int32()),
         ("tile_shard", pa.string()),
+        ("match_en", pa.float32()),  # set by the score stage
+        ("match_zh", pa.float32()),
+        ("loglik_en", pa.float32()),
+        ("loglik_zh", pa.float32()),
+        ("translation_drift", pa.float32()),
+        ("scorer_model", pa.string()),
         ("stage", pa.string()),  # set when rejected
         ("reason", pa.string()),
         ("detail", pa.string()),

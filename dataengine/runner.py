@@ -1,8 +1,8 @@
 """Compile a pipeline spec into a Ray Data streaming plan and run it end to end.
 
 Plan: read tasks -> row ops (map_batches, tasks or actor pools, as each stage declares) -> materialise (the
-inputs, counted) -> global dedup -> translate, tile (on surviving samples only) -> export -> tile index ->
-accounting check -> manifest (committed last).
+inputs, counted) -> global dedup -> translate, tile, score, filter (on surviving samples only) -> export ->
+tile index -> accounting check -> manifest (committed last).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from dataengine.ops import ROW_OPS
 from dataengine.ops.base import OpBatches
 from dataengine.ops.dedup import dedup
 from dataengine.ops.export import export
+from dataengine.ops.filter import top_cutoff
+from dataengine.ops.score import ScoreBatches
 from dataengine.ops.tile import TileShards, write_index
 from dataengine.ops.translate import TranslateBatches, translate_with_vllm
 from dataengine.pipeline import PipelineSpec
@@ -76,6 +78,10 @@ def map_stage(ds: Any, stage: Any, output: str, storage: str) -> Any:
     config = stage.model_dump()
     if stage.op == "tile":
         cls, args = TileShards, (config, output)
+    elif stage.op == "score":
+        if stage.compute.kind != "actors":
+            raise ValueError("stages: score runs on an actor pool (compute.kind: actors)")
+        cls, args = ScoreBatches, (config, output, storage)
     elif stage.op == "translate" and stage.engine == "vllm":
         return translate_with_vllm(ds, stage, storage)
     elif stage.op == "translate":
@@ -156,6 +162,9 @@ def run(
     if "dedup" in [s.op for s in spec.stages]:
         ds = dedup(ds, spec.stage("dedup"))
     for stage in split_stages(spec)[1]:
+        if stage.op == "filter" and stage.keep_top_fraction is not None:
+            ds = ds.materialize()  # the top fraction is a global cut: every sample's score first
+            stage = stage.model_copy(update={"cutoff": top_cutoff(ds, stage)})
         ds = map_stage(ds, stage, output, storage)
     files = export(ds, spec.stage("export"), output, run_id)
     tile_index = write_index(output) if "tile" in [s.op for s in spec.stages] else None

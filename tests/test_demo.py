@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 import yaml
+from scorer_helpers import save_tiny_scorer
 
 from dataengine import pipeline, runner, sample_data
 
@@ -18,6 +19,7 @@ def demo_run(ray_local, tmp_path_factory):
     # the real 1.1 GB demo LLM is not part of the default suite: test_translate_real.py covers it (opt-in)
     raw["stages"] = [s for s in raw["stages"] if s["op"] != "translate"]
     raw["ray"]["progress"] = False
+    save_tiny_scorer(str(root), name="demo-scorer")  # untrained: the demo trains its own on the shapes world
     return runner.run(pipeline.parse(raw), input_uri=data, storage=str(root))
 
 
@@ -57,3 +59,10 @@ def test_demo_samples_are_bilingual_and_from_every_format(demo_run):
     sources = set(samples["source"])
     assert {"photos", "documents"} <= sources
     assert any(s.endswith(".parquet") for s in sources) and any(s.endswith(".tar") for s in sources)
+
+
+def test_demo_scores_every_accepted_sample(demo_run):
+    samples = pl.read_parquet(demo_run["files"]["samples"])
+    assert samples["scorer_model"].unique().to_list() == ["demo-scorer:v1"]
+    assert samples.filter(pl.col("match_en").is_null() & pl.col("match_zh").is_null()).height == 0
+    assert samples.filter(pl.col("language") == "zh")["match_zh"].null_count() == 0

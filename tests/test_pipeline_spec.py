@@ -105,3 +105,13 @@ def test_yaml_is_safe_loaded(tmp_path):
     p.write_text("name: !!python/object/apply:os.system ['echo pwned']\nstages: []\n")
     with pytest.raises(PipelineError, match="not valid YAML"):
         pipeline.load(str(p))
+
+
+def test_bilingual_pipeline_is_the_gpu_production_setup():
+    spec = pipeline.load("bilingual")
+    ops = [s.op for s in spec.stages]
+    assert ops.index("translate") < ops.index("tile") < ops.index("score") < ops.index("filter") < ops.index("export")
+    translate, score, filt = spec.stage("translate"), spec.stage("score"), spec.stage("filter")
+    assert translate.engine == "vllm" and translate.resources.num_gpus == 1
+    assert score.device == "cuda" and 0 < score.resources.num_gpus < 1 and score.compute.kind == "actors"
+    assert filt.keep_top_fraction == 0.7 and filt.max_drift == 0.3

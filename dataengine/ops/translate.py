@@ -87,10 +87,12 @@ class TranslateBatches:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
-        todo = [r for r in rows if r["reason"] is None and r["language"] == "en"]
+        todo = [r for r in rows if r["reason"] is None and r["language"] == "en" and r["caption_zh"] is None]
         for r in rows:
             if r["reason"] is None and r["language"] != "en":
                 r["translation_status"] = "source_zh" if r["language"] == "zh" else "skipped_language"
+            elif r["reason"] is None and r["caption_zh"] is not None:  # bilingual source: its Chinese is kept
+                r["translation_status"] = "source_bilingual"
         for row, out in zip(todo, self.translator.translate_samples(todo), strict=True):
             row.update(
                 translation_model=self.engine.model,

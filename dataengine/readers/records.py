@@ -38,6 +38,10 @@ def fill_text(row: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(caption, str):
             return reject(row, STAGE, "invalid_caption", f"caption is {type(caption).__name__}, not a string")
         row["caption"] = caption
+        zh = obj.get("caption_zh")
+        if zh is not None and not isinstance(zh, str):
+            return reject(row, STAGE, "invalid_caption", f"caption_zh is {type(zh).__name__}, not a string")
+        row["caption_zh"] = zh or None  # a bilingual source's own Chinese caption (kept, not re-translated)
     else:
         return reject(row, STAGE, "missing_text", "no caption or conversations")
     return row

@@ -148,3 +148,26 @@ def ensure(target: str, scale: int = 0, rebuild: bool = False, console: Console 
         + ")"
     )
     return target
+
+
+def ensure_shapes(target: str, n: int, seed: int = 0, console: Console | None = None) -> str:
+    """Build the shapes world (n samples, EN + ZH captions) at `target` unless already complete."""
+    from dataengine.sample_data.shapes import write_shapes
+
+    say = (lambda msg: console.print(msg, markup=False, highlight=False)) if console else print
+    if os.path.exists(os.path.join(target, ".complete")):
+        return target
+    start = time.perf_counter()
+    tmp = f"{os.path.abspath(target)}.tmp-{secrets.token_hex(4)}"
+    try:
+        write_shapes(tmp, n, seed)
+        with open(os.path.join(tmp, ".complete"), "w", encoding="utf-8") as f:
+            json.dump({"records": n, "seed": seed}, f)
+        if os.path.exists(target):
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"sample data: built the shapes world ({n} samples) at {target} in {time.perf_counter() - start:.1f}s")
+    return target

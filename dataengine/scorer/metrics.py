@@ -1,0 +1,59 @@
+"""Held-out evaluation of a scorer: ROC-AUC of match (P(yes)) and caption likelihood, per language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dataengine.shards import pixel_values
+
+
+def roc_auc(labels: list[int], scores: list[float]) -> float:
+    """Area under the ROC curve: P(a positive scores above a negative), ties counting half."""
+    y, s = np.asarray(labels, bool), np.asarray(scores, float)
+    pos, neg = s[y], s[~y]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    wins = 0.0
+    for chunk in np.array_split(pos, max(1, len(pos) // 512)):
+        wins += (chunk[:, None] > neg[None, :]).sum() + 0.5 * (chunk[:, None] == neg[None, :]).sum()
+    return float(wins / (len(pos) * len(neg)))
+
+
+def score_examples(scorer: Any, tiles: list[list[bytes]], examples: list[dict[str, Any]], batch: int = 32) -> dict:
+    """Scores of evaluation rows ({pair, lang, text, label}) against their pair's tiles."""
+    import torch
+
+    out: dict[str, list[float]] = {"match": [], "loglik": []}
+    with torch.no_grad():
+        for i in range(0, len(examples), batch):
+            chunk = examples[i : i + batch]
+            by_pair = {
+                p: scorer.image_features(pixel_values(scorer.select_tiles(tiles[p])))
+                for p in {e["pair"] for e in chunk}
+            }
+            feats = [by_pair[e["pair"]] for e in chunk]
+            texts, langs = [e["text"] for e in chunk], [e["lang"] for e in chunk]
+            yes, _ = scorer.yes_logprobs(feats, texts, langs)
+            out["match"] += yes.exp().tolist()
+            out["loglik"] += scorer.caption_logprob(feats, texts, langs).tolist()
+    return out
+
+
+def heldout_auc(scorer: Any, tiles: list[list[bytes]], examples: list[dict[str, Any]]) -> dict[str, float]:
+    """auc_match_en, auc_match_zh, auc_loglik_en, auc_loglik_zh over matched vs hard-negative rows, and
+    auc_match_<kind> per kind of hard negative (colour, count, object, spatial; both languages)."""
+    scores = score_examples(scorer, tiles, examples)
+    result = {}
+    for lang in ("en", "zh"):
+        idx = [i for i, e in enumerate(examples) if e["lang"] == lang]
+        labels = [examples[i]["label"] for i in idx]
+        for name in ("match", "loglik"):
+            result[f"auc_{name}_{lang}"] = round(roc_auc(labels, [scores[name][i] for i in idx]), 4)
+    positive = [i for i, e in enumerate(examples) if e["label"] == 1]
+    for kind in sorted({e["kind"] for e in examples if e["label"] == 0}):
+        idx = positive + [i for i, e in enumerate(examples) if e["kind"] == kind]
+        auc = roc_auc([examples[i]["label"] for i in idx], [scores["match"][i] for i in idx])
+        result[f"auc_match_{kind}"] = round(auc, 4)
+    return result
