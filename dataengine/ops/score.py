@@ -22,6 +22,8 @@ from pydantic import Field
 
 from dataengine.ops.base import Compute, StageConfig
 from dataengine.records import reject, to_table
+from dataengine.scorer.examples import texts_of
+from dataengine.scorer.scoring import SCORE_COLUMNS
 from dataengine.storage import join, resolve
 
 STAGE = "score"
@@ -41,12 +43,6 @@ class ScoreConfig(StageConfig):
     trust_remote_code: bool = False
     batch_size: int = 32
     compute: Compute = Compute(kind="actors", size=1)
-
-
-def _texts(row: dict[str, Any]) -> dict[str, str | None]:
-    from dataengine.scorer.examples import texts_of
-
-    return texts_of(row)
 
 
 class ScoreBatches:
@@ -148,13 +144,11 @@ class ScoreBatches:
                 reject(row, STAGE, "score_error", f"tiles not readable: {type(exc).__name__}: {exc}"[:300])
                 continue
             todo.append(row)
-            items.append({"tiles": tiles, "texts": _texts(row)})
+            items.append({"tiles": tiles, "texts": texts_of(row)})
         for row, result in zip(todo, self._score(items), strict=True):
             if isinstance(result, Exception):
                 reject(row, STAGE, "score_error", f"{type(result).__name__}: {result}"[:300])
                 continue
-            row.update(
-                {k: result.get(k) for k in ("match_en", "match_zh", "loglik_en", "loglik_zh", "translation_drift")}
-            )
+            row.update({k: result.get(k) for k in SCORE_COLUMNS})
             row["scorer_model"] = self.label
         return to_table(rows)

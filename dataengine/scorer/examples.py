@@ -11,7 +11,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataengine import manifest
 from dataengine.ids import content_hash
 from dataengine.scorer.lexicon import perturb, perturb_kind
 from dataengine.shards import iter_samples
@@ -45,6 +44,8 @@ def texts_of(row: dict[str, Any]) -> dict[str, str | None]:
 
 def resolve_run(data: str, storage: str) -> str:
     """A run id under `<storage>/runs/` or a run output URI -> the output URI holding samples/ and tiles/."""
+    from dataengine import manifest  # not at import time: manifest -> pipeline -> ops.score -> here
+
     if "/" not in data and exists(join(storage, "runs", data, manifest.FILENAME)):
         return manifest.load(data, storage)["output"]
     if exists(join(data, "samples")):
