@@ -389,13 +389,15 @@ def inspect(ctx: click.Context, run_id: str, config: bool) -> None:
     print_summary(record, console, show_config=config)
 
 
-def _register_scorer() -> None:
-    from dataengine.scorer.cli import register
+def _register() -> None:
+    from dataengine.cli_jobs import register as register_jobs
+    from dataengine.scorer.cli import register as register_scorer
 
-    register(main, serve, bench)
+    register_scorer(main, serve, bench)
+    register_jobs(main)
 
 
-_register_scorer()
+_register()
 
 if __name__ == "__main__":
     sys.exit(main())

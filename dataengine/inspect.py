@@ -46,6 +46,25 @@ def run_stats(record: dict[str, Any]) -> dict[str, Any]:
         "rejects_by_stage": by_stage,
         "rejects_by_reason": by_reason,
         "languages": languages,
+        "scores": score_stats(files.get("samples", [])),
+    }
+
+
+def score_stats(files: list[str]) -> dict[str, Any] | None:
+    """Mean match per language and drift quantiles of the accepted samples, when a scorer ran."""
+    if not files or "scorer_model" not in pl.read_parquet_schema(files[0]):
+        return None
+    cols = ["match_en", "match_zh", "translation_drift", "scorer_model"]
+    df = pl.scan_parquet(files).select(cols).filter(pl.col("scorer_model").is_not_null()).collect()
+    if df.height == 0:
+        return None
+    return {
+        "scorer": df["scorer_model"][0],
+        "scored": df.height,
+        "match_en_mean": df["match_en"].mean(),
+        "match_zh_mean": df["match_zh"].mean(),
+        "drift_median": df["translation_drift"].median(),
+        "drift_p95": df["translation_drift"].quantile(0.95),
     }
 
 
@@ -62,6 +81,17 @@ def print_summary(record: dict[str, Any], console: Console | None = None, show_c
     console.print(f"inputs {stats['inputs']}  accepted {stats['accepted']}  rejected {stats['rejected']}")
     if stats["languages"]:
         console.print("languages " + ", ".join(f"{r['language']} {r['len']}" for r in stats["languages"]))
+    if stats["scores"]:
+        sc = stats["scores"]
+
+        def fmt(v: float | None) -> str:
+            return "-" if v is None else f"{v:.3f}"
+
+        console.print(
+            f"scores    {sc['scorer']} on {sc['scored']} samples: mean match_en {fmt(sc['match_en_mean'])}, "
+            f"match_zh {fmt(sc['match_zh_mean'])}; drift median {fmt(sc['drift_median'])}, "
+            f"p95 {fmt(sc['drift_p95'])}"
+        )
     if stats["rejects_by_reason"]:
         table = Table("stage", "reason", "count", title="rejected by reason")
         for r in stats["rejects_by_reason"]:

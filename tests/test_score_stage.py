@@ -17,6 +17,7 @@ from conftest import encode, textured, write_jsonl
 from scorer_helpers import save_tiny_scorer, shapes_png
 
 from dataengine import pipeline, runner, schema
+from dataengine.inspect import run_stats
 
 N = 12
 
@@ -72,6 +73,9 @@ def test_score_then_keep_top_fraction(ray_local, dataset):
     paired = both.drop_nulls()
     assert ((paired["match_en"] - paired["match_zh"] - paired["translation_drift"]).abs() < 1e-4).all()
     assert rejects["detail"].str.contains("match_en=").all()
+    scores = run_stats(record)["scores"]
+    assert scores["scorer"] == "tiny-test:v1" and scores["scored"] == samples.height
+    assert scores["match_en_mean"] == pytest.approx(samples["match_en"].mean(), rel=1e-6)
 
 
 def test_thresholds_and_drift_limit(ray_local, dataset):

@@ -20,6 +20,9 @@ PAIRS_SCHEMA = pa.schema(
     [("id", pa.string()), ("en", pa.string()), ("zh", pa.string()), ("tiles", pa.list_(pa.binary()))]
 )
 _IMAGE_TAG = re.compile(r"<image>\s*")
+# relation swaps (left/right, above/below) are the hardest negatives (BENCHMARKS.md): training tries one first
+# this often; evaluation draws every kind uniformly
+SPATIAL_FIRST = 0.5
 
 
 def _answers(turns: list[dict[str, str]] | None) -> str | None:
@@ -82,8 +85,13 @@ def is_heldout(sample_id: str, fraction: float) -> bool:
     return int(digest, 16) / 16 ** len(digest) < fraction
 
 
-def hard_negatives(en: str | None, zh: str | None, rng: random.Random) -> tuple[str | None, str | None, str | None]:
-    """(en', zh', kind): both captions changed in the same class of word where possible."""
+def hard_negatives(
+    en: str | None, zh: str | None, rng: random.Random, prefer: str | None = None
+) -> tuple[str | None, str | None, str | None]:
+    """(en', zh', kind): both captions changed in the same class of word where possible; the `prefer` class
+    first when the caption has a word of it."""
+    if prefer and en and (text := perturb_kind(en, "en", prefer, rng)) is not None and text != en:
+        return text, (perturb_kind(zh, "zh", prefer, rng) if zh else None), prefer
     first = perturb(en, "en", rng) if en else None
     if first is None:
         neg = perturb(zh, "zh", rng) if zh else None
@@ -121,7 +129,8 @@ def matching_batch(
         lang = rng.choice([lang for lang in ("en", "zh") if p[lang]])
         neg = None
         if rng.random() < 0.8:
-            neg_en, neg_zh, _ = hard_negatives(p["en"], p["zh"], rng)
+            prefer = "spatial" if rng.random() < SPATIAL_FIRST else None
+            neg_en, neg_zh, _ = hard_negatives(p["en"], p["zh"], rng, prefer)
             neg = neg_en if lang == "en" else neg_zh
         if neg is None:  # shuffled caption: another sample's text in the same language
             others = [q[lang] for j, q in enumerate(batch) if j != i and q[lang] and q[lang] != p[lang]]
