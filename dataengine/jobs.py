@@ -68,9 +68,11 @@ def submit(
     storage: str | None = None,
     token: str | None = None,
     submission_id: str | None = None,
+    agent_wait_s: float = 120.0,
 ) -> str:
     """Submit one run of `spec`; returns the submission id. The validated spec travels as a file in the
-    working_dir, so `--set` overrides made here are what the job runs."""
+    working_dir, so `--set` overrides made here are what the job runs. A head that is still starting its job
+    agent is retried for up to `agent_wait_s`."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,12 +86,20 @@ def submit(
         with open(os.path.join(work, SPEC_FILE), "w", encoding="utf-8") as f:
             yaml.safe_dump(spec.model_dump(mode="json", exclude_none=False), f, sort_keys=False, allow_unicode=True)
         runtime_env = {"working_dir": work, "excludes": EXCLUDES, "env_vars": {"RAY_DEDUP_LOGS": "1"}}
-        return client(address, token).submit_job(
-            entrypoint=entrypoint(input_uri, output, storage),
-            runtime_env=runtime_env,
-            submission_id=submission_id,
-            metadata={"dataengine.pipeline": spec.name},
-        )
+        c = client(address, token)
+        deadline = time.monotonic() + agent_wait_s
+        while True:
+            try:
+                return c.submit_job(
+                    entrypoint=entrypoint(input_uri, output, storage),
+                    runtime_env=runtime_env,
+                    submission_id=submission_id,
+                    metadata={"dataengine.pipeline": spec.name},
+                )
+            except RuntimeError as exc:  # a head that has just started has no job agent yet
+                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
 
 
 def status(address: str, job_id: str, token: str | None = None) -> dict[str, Any]:
