@@ -36,7 +36,7 @@ def ensure_demo_scorer(storage: str) -> str:
         return resolve_model("demo-scorer", storage)
     except FileNotFoundError:
         pass
-    console.print("demo scorer: training the tiny InternVL scorer on the shapes world (once, ~6 min on 2 cores)")
+    console.print("demo scorer: training the tiny InternVL scorer on the shapes world (once, about 8 min on 2 cores)")
     output = shapes_run(storage, 1200)
     metrics = train(output, TrainConfig(name="demo-scorer", steps=800, generative_steps=300, eval_every=400), storage)
     _print_metrics(metrics)
