@@ -33,12 +33,26 @@ def _free_port() -> int:
 def head(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("head")
     port, dash = _free_port(), _free_port()
+    # every port of the head's own: the session's local Ray (other tests) holds the defaults
+    ports = {
+        f"--{name}={_free_port()}"
+        for name in (
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "runtime-env-agent-port",
+            "metrics-export-port",
+            "ray-client-server-port",
+            "node-manager-port",
+            "object-manager-port",
+        )
+    }
     # the job's entrypoint runs `python` from the head's PATH: this environment's
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2", "--include-dashboard=true",
-         f"--temp-dir={tmp}/ray", "--disable-usage-stats"],
+         f"--temp-dir={tmp}/ray", "--disable-usage-stats", *sorted(ports)],
         env=env, stdout=open(tmp / "head.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     address = f"http://127.0.0.1:{dash}"
