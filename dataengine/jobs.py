@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -73,12 +75,8 @@ def submit(
     """Submit one run of `spec`; returns the submission id. The validated spec travels as a file in the
     working_dir, so `--set` overrides made here are what the job runs. A head that is still starting its job
     agent is retried for up to `agent_wait_s`."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         # the project as it is here, plus the spec; uploaded by Ray as the job's working_dir
-        import shutil
-
         work = os.path.join(tmp, "project")
         shutil.copytree(
             PROJECT_ROOT, work, ignore=shutil.ignore_patterns("storage", ".venv", ".git", "__pycache__", "*.parquet")

@@ -9,6 +9,7 @@ changed, see `dataengine.scorer.lexicon`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -108,8 +109,6 @@ def _draw_object(draw: ImageDraw.ImageDraw, group: Group, box: tuple[int, int, i
     elif group.kind == "shape" and group.name == "triangle":
         draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=rgb)
     elif group.kind == "shape":  # five-pointed star
-        import math
-
         cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2
         pts = [
             (cx + (r if i % 2 == 0 else r * 0.45) * math.sin(i * math.pi / 5),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 from typing import Any
 
@@ -105,8 +106,6 @@ class ScorerServer:
             raw = await request.body()
             if len(raw) > MAX_BODY:
                 raise BadRequest(f"body over {MAX_BODY} bytes")
-            import json
-
             body = json.loads(raw)
             if not isinstance(body, dict):
                 raise BadRequest("body must be a JSON object")
