@@ -4,74 +4,22 @@ through the Jobs API with Ray 2.60's token authentication."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import encode, textured, write_jsonl
+from ray_head import start_head
 
 from dataengine import jobs, pipeline
 from dataengine.cli import main
 
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("head")
-    port, dash = _free_port(), _free_port()
-    # every port of the head's own: the session's local Ray (other tests) holds the defaults
-    ports = {
-        f"--{name}={_free_port()}"
-        for name in (
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "runtime-env-agent-port",
-            "metrics-export-port",
-            "ray-client-server-port",
-            "node-manager-port",
-            "object-manager-port",
-        )
-    }
-    # the job's entrypoint runs `python` from the head's PATH: this environment's
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2", "--include-dashboard=true",
-         f"--temp-dir={tmp}/ray", "--disable-usage-stats", *sorted(ports)],
-        env=env, stdout=open(tmp / "head.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    address = f"http://127.0.0.1:{dash}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            jobs.client(address).list_jobs()
-            break
-        except Exception:
-            time.sleep(2)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"head did not come up: {(tmp / 'head.log').read_text()[-2000:]}")
-    yield address, tmp
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    cluster = start_head(tmp_path_factory.mktemp("head"))
+    yield cluster.dashboard, cluster.tmp
+    cluster.stop()
 
 
 def test_submit_runs_the_pipeline_as_a_ray_job(head, tmp_path):

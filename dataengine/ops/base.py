@@ -27,6 +27,9 @@ class Resources(Strict):
     num_cpus: float = Field(1.0, ge=0)
     num_gpus: float = Field(0.0, ge=0)
     memory: int | None = Field(None, ge=0, description="bytes of heap memory to reserve per task/actor")
+    custom: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources per task/actor, e.g. {cpu_worker: 0.01}"
+    )
 
 
 class Compute(Strict):
@@ -56,6 +59,8 @@ class StageConfig(Strict):
             args["num_gpus"] = self.resources.num_gpus
         if self.resources.memory:
             args["memory"] = self.resources.memory
+        if self.resources.custom:
+            args["resources"] = dict(self.resources.custom)
         if self.compute.kind == "actors":
             c = self.compute
             size = c.size or None

@@ -1,0 +1,125 @@
+"""A real local Ray cluster for tests: `ray start --head` (and optionally worker nodes) on 127.0.0.1.
+
+Every port is the cluster's own: the session's local Ray (other tests) holds Ray's defaults. Nodes run in their
+own process groups, so `stop()` kills everything the cluster started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+NODE_PORTS = (
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "metrics-export-port",
+    "ray-client-server-port",
+    "node-manager-port",
+    "object-manager-port",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    # the job's entrypoint runs `python` from the node's PATH: this environment's
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@dataclass
+class LocalCluster:
+    """Handles of a started cluster: GCS address, dashboard URL, each node's metrics port and processes."""
+
+    tmp: Path
+    gcs: str
+    dashboard: str
+    metrics_ports: list[int] = field(default_factory=list)
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def add_node(self, num_cpus: int, resources: dict[str, float] | None = None) -> int:
+        """Join a worker node with `num_cpus` and custom `resources`; returns its metrics export port."""
+        ports = {name: free_port() for name in NODE_PORTS}
+        i = len(self.procs)
+        proc = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--block", f"--address={self.gcs}", "--node-ip-address=127.0.0.1",
+             f"--num-cpus={num_cpus}", f"--resources={json.dumps(resources or {})}",
+             "--disable-usage-stats", *(f"--{k}={v}" for k, v in ports.items())],
+            env=_env(), stdout=open(self.tmp / f"node{i}.log", "wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        self.procs.append(proc)
+        self.metrics_ports.append(ports["metrics-export-port"])
+        return ports["metrics-export-port"]
+
+    def wait_for_nodes(self, n: int, timeout: float = 120) -> None:
+        """Block until `n` nodes are alive, as the head's GCS sees them."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            out = subprocess.run(
+                [str(BIN / "ray"), "list", "nodes", f"--address={self.dashboard}", "--format=json"],
+                capture_output=True, text=True, env=_env(),
+            )  # fmt: skip
+            try:
+                if sum(node["state"] == "ALIVE" for node in json.loads(out.stdout)) >= n:
+                    return
+            except (json.JSONDecodeError, KeyError, TypeError):
+                pass
+            time.sleep(2)
+        raise TimeoutError(f"{n} nodes did not come up:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(self.tmp.glob("*.log")))
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def start_head(tmp: Path, num_cpus: int = 2, resources: dict[str, float] | None = None) -> LocalCluster:
+    """Start a head node with its dashboard (Jobs API) on 127.0.0.1 and wait until the Jobs API answers."""
+    from dataengine import jobs
+
+    port, dash = free_port(), free_port()
+    ports = {name: free_port() for name in NODE_PORTS}
+    proc = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--num-cpus={num_cpus}",
+         f"--resources={json.dumps(resources or {})}", "--include-dashboard=true",
+         f"--temp-dir={tmp}/ray", "--disable-usage-stats", *(f"--{k}={v}" for k, v in ports.items())],
+        env=_env(), stdout=open(tmp / "head.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    cluster = LocalCluster(
+        tmp, f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", [ports["metrics-export-port"]], [proc]
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            jobs.client(cluster.dashboard).list_jobs()
+            return cluster
+        except Exception:
+            time.sleep(2)
+    cluster.stop()
+    raise TimeoutError(f"head did not come up: {cluster.logs()}")
