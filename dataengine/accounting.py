@@ -24,6 +24,12 @@ def _ids(files: list[str]) -> pl.LazyFrame:
     return pl.scan_parquet(files).select("id")
 
 
+def empty() -> dict[str, Any]:
+    """The verdict of a run that had nothing to read (an incremental run with no new shards)."""
+    keys = ("inputs", "accepted", "rejected", "duplicate_input_ids", "ids_in_both_or_twice", "missing", "unexpected")
+    return {"ok": True, **dict.fromkeys(keys, 0)}
+
+
 def check(input_ids_dir: str, samples: list[str], rejects: list[str]) -> dict[str, Any]:
     inputs = _ids(list_files(input_ids_dir, (".parquet",)))
     outputs = pl.concat([_ids(samples), _ids(rejects)])

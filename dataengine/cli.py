@@ -391,10 +391,14 @@ def inspect(ctx: click.Context, run_id: str, config: bool) -> None:
 
 def _register() -> None:
     from dataengine.cli_jobs import register as register_jobs
+    from dataengine.cli_scheduler import register as register_scheduler
+    from dataengine.report.cli import register as register_report
     from dataengine.scorer.cli import register as register_scorer
 
     register_scorer(main, serve, bench)
     register_jobs(main)
+    register_scheduler(main)
+    register_report(main)
 
 
 _register()

@@ -24,6 +24,7 @@ from dataengine.storage import PROJECT_ROOT
 EXCLUDES = ["storage/", ".venv/", ".git/", "**/__pycache__/", ".ruff_cache/", ".pytest_cache/", "*.parquet"]
 SPEC_FILE = ".dataengine-job-spec.yaml"
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+PIPELINE_KEY = "dataengine.pipeline"  # job metadata naming the pipeline a job runs (the scheduler's overlap guard)
 
 
 def auth_token(explicit: str | None = None) -> str | None:
@@ -92,7 +93,7 @@ def submit(
                     entrypoint=entrypoint(input_uri, output, storage),
                     runtime_env=runtime_env,
                     submission_id=submission_id,
-                    metadata={"dataengine.pipeline": spec.name},
+                    metadata={PIPELINE_KEY: spec.name},
                 )
             except RuntimeError as exc:  # a head that has just started has no job agent yet
                 if "No available agent" not in str(exc) or time.monotonic() > deadline:
@@ -108,7 +109,7 @@ def status(address: str, job_id: str, token: str | None = None) -> dict[str, Any
         "status": str(info.status.value if hasattr(info.status, "value") else info.status),
         "message": info.message,
         "entrypoint": info.entrypoint,
-        "pipeline": (info.metadata or {}).get("dataengine.pipeline"),
+        "pipeline": (info.metadata or {}).get(PIPELINE_KEY),
         "start_time": info.start_time,
         "end_time": info.end_time,
     }

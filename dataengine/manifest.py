@@ -40,6 +40,7 @@ def finished(
     return {
         **record,
         "status": "complete",
+        "finished_at": record["started_at"] + wall_s,
         "wall_s": round(wall_s, 2),
         "ray_version": ray_version,
         "files": {t: [f["file"] for f in files if f["table"] == t] for t in ("samples", "rejects")},

@@ -19,6 +19,7 @@ from dataengine.ops.score import ScoreConfig
 from dataengine.ops.text import TextConfig
 from dataengine.ops.tile import TileConfig
 from dataengine.ops.translate import TranslateConfig
+from dataengine.schedule import ScheduleSpec
 from dataengine.storage import PROJECT_ROOT
 
 PIPELINE_DIR = PROJECT_ROOT / "pipelines"
@@ -59,8 +60,17 @@ class InputSpec(Strict):
 
 
 class OutputSpec(Strict):
-    uri: str | None = Field(None, description="default: <storage>/runs/<run_id>; --output overrides it")
-    overwrite: bool = Field(False, description="replace an output that already holds a committed run")
+    uri: str | None = Field(
+        None,
+        description="default: <storage>/runs/<run_id>, or <storage>/exports/<name> when incremental; --output "
+        "overrides it",
+    )
+    overwrite: bool = Field(False, description="replace an output that already holds a committed run (or dataset)")
+    incremental: bool = Field(
+        False,
+        description="the output is a dataset that runs append to: input shards already committed there with the "
+        "same config are skipped, and a killed run is redone by the next one",
+    )
 
 
 class RaySpec(Strict):
@@ -77,6 +87,7 @@ class PipelineSpec(Strict):
     output: OutputSpec = OutputSpec()
     ray: RaySpec = RaySpec()
     stages: list[Stage] = Field(min_length=1)
+    schedule: ScheduleSpec | None = Field(None, description="when `dataengine scheduler` runs it")
 
     @model_validator(mode="after")
     def _order(self) -> PipelineSpec:

@@ -17,7 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataengine import accounting, manifest
+from dataengine import accounting, ledger, manifest
+from dataengine.metrics import StageMetrics, stage_labels
 from dataengine.ops import ROW_OPS
 from dataengine.ops.base import OpBatches
 from dataengine.ops.dedup import dedup
@@ -28,25 +29,48 @@ from dataengine.ops.tile import TileShards, write_index
 from dataengine.ops.translate import TranslateBatches, translate_with_vllm
 from dataengine.pipeline import PipelineSpec
 from dataengine.readers import ReadTasks, plan_tasks
+from dataengine.readers.records import STAGE as INGEST
+from dataengine.stage_stats import named
 from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join
 
 _OPS: dict[str, Any] = {}
 
 
-def _apply(batch: pa.Table, op_name: str, config: dict[str, Any]) -> pa.Table:
-    """Task-mode UDF: build the op once per worker process, then apply it."""
-    key = op_name + json.dumps(config, sort_keys=True)
+def _apply(batch: pa.Table, op_name: str, config: dict[str, Any], labels: dict[str, str] | None = None) -> pa.Table:
+    """Task-mode UDF: build the op once per worker process (and run: the labels), then apply it."""
+    key = op_name + json.dumps([config, labels], sort_keys=True)
     if key not in _OPS:
-        _OPS[key] = OpBatches(ROW_OPS[op_name], config)
+        if len(_OPS) >= 64:  # a long-lived worker serving many runs
+            _OPS.clear()
+        _OPS[key] = OpBatches(ROW_OPS[op_name], config, labels=labels)
     return _OPS[key](batch)
 
 
-def _read(batch: pa.Table, max_record_bytes: int) -> Any:
-    yield from ReadTasks(max_record_bytes)(batch)
+def _read(batch: pa.Table, max_record_bytes: int, labels: dict[str, str] | None = None) -> Any:
+    meter = StageMetrics(stage_labels(labels, INGEST))
+    started = time.perf_counter()
+    for table in ReadTasks(max_record_bytes)(batch):
+        meter.batch(None, table, time.perf_counter() - started)
+        yield table
+        started = time.perf_counter()
 
 
 def new_run_id(name: str) -> str:
     return f"{name}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _opt_into_token_auth() -> None:
+    """`ray start` turns token auth on, but a driver given an explicit address does not opt in by itself: do what
+    a local `ray.init()` does (token mode when RAY_AUTH_MODE is unset and a token exists) before connecting."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray version: the user sets RAY_AUTH_MODE=token themselves
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def init_ray(spec: PipelineSpec, address: str | None) -> None:
@@ -56,6 +80,7 @@ def init_ray(spec: PipelineSpec, address: str | None) -> None:
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if address:
+        _opt_into_token_auth()
         ray.init(address=address, log_to_driver=True)
     else:
         ray.init(num_cpus=spec.ray.num_cpus, include_dashboard=spec.ray.dashboard, log_to_driver=True)
@@ -73,9 +98,11 @@ def split_stages(spec: PipelineSpec) -> tuple[list[Any], list[Any]]:
     return pre, post
 
 
-def map_stage(ds: Any, stage: Any, output: str, storage: str) -> Any:
-    """One stage as a Ray Data map_batches, as tasks or an actor pool as the stage declares."""
+def map_stage(ds: Any, stage: Any, output: str, storage: str, labels: dict[str, str] | None = None) -> Any:
+    """One stage as a Ray Data map_batches, as tasks or an actor pool as the stage declares.
+    `labels` ({pipeline, run}) tag the stage's metrics (dataengine.metrics); None records none."""
     config = stage.model_dump()
+    tags = stage_labels(labels, stage.op)
     if stage.op == "tile":
         cls, args = TileShards, (config, output)
     elif stage.op == "score":
@@ -91,30 +118,46 @@ def map_stage(ds: Any, stage: Any, output: str, storage: str) -> Any:
     else:
         cls, args = OpBatches, (ROW_OPS[stage.op], config)
     if stage.compute.kind == "actors":
-        return ds.map_batches(cls, fn_constructor_args=args, batch_format="pyarrow", **stage.ray_args())
+        return ds.map_batches(
+            named(cls, stage.op),
+            fn_constructor_args=args,
+            fn_constructor_kwargs={"labels": tags},
+            batch_format="pyarrow",
+            **stage.ray_args(),
+        )
     fn = (
-        partial(_apply_tile, config=config, output=output)
+        partial(_apply_tile, config=config, output=output, labels=tags)
         if stage.op == "tile"
-        else partial(_apply, op_name=stage.op, config=config)
+        else partial(_apply, op_name=stage.op, config=config, labels=tags)
     )
-    return ds.map_batches(fn, batch_format="pyarrow", **stage.ray_args())
+    return ds.map_batches(named(fn, stage.op), batch_format="pyarrow", **stage.ray_args())
 
 
-def _apply_tile(batch: pa.Table, config: dict[str, Any], output: str) -> pa.Table:
-    return TileShards(config, output)(batch)
+def _apply_tile(
+    batch: pa.Table, config: dict[str, Any], output: str, labels: dict[str, str] | None = None
+) -> pa.Table:
+    return TileShards(config, output, labels=labels)(batch)
 
 
-def build_plan(spec: PipelineSpec, input_uri: str, output: str, storage: str) -> Any:
-    """The streaming part of the plan: read + row ops, lazily (nothing runs until consumed)."""
+def build_plan(
+    spec: PipelineSpec,
+    tasks: list[dict[str, Any]],
+    output: str,
+    storage: str,
+    labels: dict[str, str] | None = None,
+) -> Any:
+    """The streaming part of the plan: read tasks + row ops, lazily (nothing runs until consumed).
+    `labels` ({pipeline, run}) tag every stage's metrics (dataengine.metrics); None records none."""
     import ray
 
-    tasks = plan_tasks(input_uri, spec.input.format)
     ds = ray.data.from_items([{"task": json.dumps(t)} for t in tasks], override_num_blocks=len(tasks))
     ds = ds.map_batches(
-        partial(_read, max_record_bytes=spec.input.max_record_bytes), batch_size=1, batch_format="pyarrow"
+        named(partial(_read, max_record_bytes=spec.input.max_record_bytes, labels=labels), "read"),
+        batch_size=1,
+        batch_format="pyarrow",
     )
     for stage in split_stages(spec)[0]:
-        ds = map_stage(ds, stage, output, storage)
+        ds = map_stage(ds, stage, output, storage, labels)
     return ds
 
 
@@ -128,6 +171,38 @@ def prepare_output(output: str, overwrite: bool) -> None:
         delete_dir(join(output, sub))
 
 
+def _plan_inputs(spec: PipelineSpec, tasks: list[dict[str, Any]], target: str, run_id: str) -> dict[str, Any]:
+    """Where this run writes and which read tasks it processes. Plain runs: everything into `target`.
+    Incremental runs: `target` is a dataset; shards committed there with the same config are skipped."""
+    if not spec.output.incremental:
+        prepare_output(target, spec.output.overwrite)
+        return {"output": target, "tasks": tasks}
+    if spec.output.overwrite:
+        ledger.clear(target)
+    history = ledger.commits(target)
+    cfg_hash = ledger.config_hash(spec)
+    ledger.check_config(target, history, cfg_hash)
+    debris = ledger.remove_debris(target, history, keep=run_id)
+    if history:
+        ledger.write_head(target)  # a run killed between its commit and HEAD left HEAD behind
+    done = ledger.committed_shards(history, cfg_hash)
+    keyed = [(ledger.shard_key(t), t) for t in tasks]
+    todo = [(k, t) for k, t in keyed if k not in done]
+    return {
+        "output": join(target, ledger.RUNS, run_id),
+        "tasks": [t for _, t in todo],
+        "incremental": {
+            "dataset": target,
+            "config_hash": cfg_hash,
+            "seen_commits": len(history),
+            "shards": [k for k, _ in todo],
+            "shards_total": len(tasks),
+            "shards_skipped": len(tasks) - len(todo),
+            "debris_removed": debris,
+        },
+    }
+
+
 def run(
     spec: PipelineSpec,
     *,
@@ -136,7 +211,10 @@ def run(
     address: str | None = None,
     storage: str | None = None,
 ) -> dict[str, Any]:
-    """Run a pipeline and return its manifest; raises if the accounting invariant fails."""
+    """Run a pipeline and return its manifest; raises if the accounting invariant fails.
+
+    With `output.incremental` the output is a dataset folder: only input shards not yet committed there are
+    processed, and the run commits to the dataset's ledger last (a killed run leaves nothing committed)."""
     import ray
 
     storage = storage or default_root()
@@ -147,26 +225,36 @@ def run(
         input_uri = os.path.abspath(input_uri)
     run_id = new_run_id(spec.name)
     run_dir = join(storage, "runs", run_id)
-    output = output_uri or spec.output.uri or run_dir
-    if not is_remote(output):
-        output = os.path.abspath(output)
-    prepare_output(output, spec.output.overwrite)
+    default = join(storage, "exports", spec.name) if spec.output.incremental else run_dir
+    target = output_uri or spec.output.uri or default
+    if not is_remote(target):
+        target = os.path.abspath(target)
+    plan = _plan_inputs(spec, plan_tasks(input_uri, spec.input.format), target, run_id)
+    output = plan["output"]
     started = time.time()
     record = manifest.started(run_id, spec, input_uri, output, started)
+    if "incremental" in plan:
+        record["incremental"] = {k: v for k, v in plan["incremental"].items() if k != "shards"}
     manifest.write(run_dir, record, name=manifest.STARTED)
+    if not plan["tasks"]:
+        record = manifest.finished(record, [], accounting.empty(), time.time() - started, ray.__version__)
+        manifest.write(run_dir, record)  # nothing new: recorded, nothing to commit
+        return record
 
     init_ray(spec, address)
-    ds = build_plan(spec, input_uri, output, storage).materialize()
+    labels = {"pipeline": spec.name, "run": run_id}
+    ds = build_plan(spec, plan["tasks"], output, storage, labels).materialize()
     input_ids = join(output, "_work", "input_ids")
     ds.select_columns(["id"]).write_parquet(input_ids)
     if "dedup" in [s.op for s in spec.stages]:
-        ds = dedup(ds, spec.stage("dedup"))
+        ds = dedup(ds, spec.stage("dedup"), labels)
     for stage in split_stages(spec)[1]:
         if stage.op == "filter" and stage.keep_top_fraction is not None:
             ds = ds.materialize()  # the top fraction is a global cut: every sample's score first
             stage = stage.model_copy(update={"cutoff": top_cutoff(ds, stage)})
-        ds = map_stage(ds, stage, output, storage)
-    files = export(ds, spec.stage("export"), output, run_id)
+        ds = map_stage(ds, stage, output, storage, labels)
+    stats: list[dict[str, Any]] = []
+    files = export(ds, spec.stage("export"), output, run_id, labels, stats)
     tile_index = write_index(output) if "tile" in [s.op for s in spec.stages] else None
     check = accounting.check(
         input_ids,
@@ -175,7 +263,15 @@ def run(
     )
     delete_dir(join(output, "_work"))
     record = manifest.finished(record, files, check, time.time() - started, ray.__version__, tile_index)
-    manifest.commit(output, run_dir, record)
+    record["stage_stats"] = stats
+    if "incremental" not in plan:
+        manifest.commit(output, run_dir, record)
+    elif check["ok"]:
+        inc = plan["incremental"]
+        manifest.write(output, record)
+        entry = ledger.commit(inc["dataset"], record, inc["shards"], inc["config_hash"], inc["seen_commits"])
+        record["incremental"]["commit"] = entry["seq"]
+        manifest.write(run_dir, record)
     if not check["ok"]:
         raise accounting.AccountingError(check)
     return record

@@ -13,6 +13,16 @@ if [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then
   fi
 fi
 
+# Chromium renders `dataengine report` pages in the tests and for --screenshot (driven by playwright, offline).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+      || echo "setup: could not install chromium; report rendering tests will be skipped (fail under CI)" >&2
+  else
+    echo "setup: chromium missing and not root; install it (apt-get install chromium) for report screenshots" >&2
+  fi
+fi
+
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 if [ ! -x .venv/bin/python ]; then

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,16 +30,35 @@ NODE_PORTS = (
 )
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port, never the same twice in this process (seen: two components of one node given the same
+    port), drawn from 20000-32767: above Ray's worker ports (10002-19999) and below the kernel's ephemeral
+    range, where any process's outgoing connection could take it between our pick and Ray's bind."""
+    while True:
+        port = random.randint(20000, 32767)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
 
 
 def _env() -> dict[str, str]:
     # the job's entrypoint runs `python` from the node's PATH: this environment's
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
+    # a head turns token auth on when a token exists; nodes joining by address only when told (Ray 2.60)
+    from dataengine.jobs import auth_token
+
+    if "RAY_AUTH_MODE" not in env and auth_token():
+        env["RAY_AUTH_MODE"] = "token"
     return env
 
 
@@ -91,24 +112,27 @@ class LocalCluster:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 continue
-        for proc in self.procs:
+        for proc in self.procs:  # `ray start --block` lingers after SIGTERM: kill what is left of its group
             try:
-                proc.wait(30)
+                proc.wait(3)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
 
 def start_head(tmp: Path, num_cpus: int = 2, resources: dict[str, float] | None = None) -> LocalCluster:
-    """Start a head node with its dashboard (Jobs API) on 127.0.0.1 and wait until the Jobs API answers."""
+    """Start a head node with its dashboard (Jobs API) on 127.0.0.1 and wait until the Jobs API answers. Ray's
+    temp dir is a short /tmp path: its unix sockets must stay under 107 bytes."""
     from dataengine import jobs
 
     port, dash = free_port(), free_port()
     ports = {name: free_port() for name in NODE_PORTS}
+    short_tmp = tempfile.mkdtemp(prefix="rh", dir="/tmp")
     proc = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--num-cpus={num_cpus}",
          f"--resources={json.dumps(resources or {})}", "--include-dashboard=true",
-         f"--temp-dir={tmp}/ray", "--disable-usage-stats", *(f"--{k}={v}" for k, v in ports.items())],
+         f"--temp-dir={short_tmp}", "--disable-usage-stats", *(f"--{k}={v}" for k, v in ports.items())],
         env=_env(), stdout=open(tmp / "head.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     cluster = LocalCluster(

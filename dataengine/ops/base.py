@@ -7,6 +7,7 @@ Ray Data batches, passes already-rejected rows through untouched, and turns an u
 
 from __future__ import annotations
 
+import time
 import traceback
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal
@@ -14,6 +15,7 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from dataengine.metrics import StageMetrics
 from dataengine.records import Reject, is_rejected, reject, to_table
 
 
@@ -103,10 +105,15 @@ class Op(ABC):
 
 
 class OpBatches:
-    """Ray Data callable (task function or actor class) that builds the op once per worker."""
+    """Ray Data callable (task function or actor class) that builds the op once per worker; records the stage's
+    metrics (rows in/out, rejects by reason, batch latency) when given labels."""
 
-    def __init__(self, op_cls: type[Op], config: dict[str, Any]):
+    def __init__(self, op_cls: type[Op], config: dict[str, Any], labels: dict[str, str] | None = None):
         self.op = op_cls(op_cls.Config.model_validate(config))
+        self.metrics = StageMetrics(labels)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return self.op.apply_table(batch)
+        started = time.perf_counter()
+        out = self.op.apply_table(batch)
+        self.metrics.batch(batch, out, time.perf_counter() - started)
+        return out

@@ -7,10 +7,15 @@
    within the threshold become edges; connected components (union-find over edges only, a small set) pick one
    survivor each by the same rule.
 3. Every non-survivor is joined back to the run's rows as a `dedup` reject naming its final survivor.
+
+Dedup's own tasks (key extraction, group picks, band edges, the final marking) run with the stage's declared
+`resources` (CPUs, GPUs, memory, custom resources), so a cluster can place them; the shuffles' aggregators are
+sized and placed by Ray Data.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 import numpy as np
@@ -18,7 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from dataengine.metrics import StageMetrics, stage_labels
 from dataengine.ops.base import StageConfig
+from dataengine.stage_stats import named
 
 STAGE = "dedup"
 KEY_COLS = ["id", "pixel_hash", "phash", "text_key", "width", "height"]
@@ -191,8 +198,9 @@ def dup_rows(batch: pa.Table, near: dict[str, tuple[str, int]]) -> pa.Table:
     return pa.Table.from_pylist(out, schema=DUP_SCHEMA)
 
 
-def apply_dups(batch: pa.Table) -> pa.Table:
+def apply_dups(batch: pa.Table, labels: dict[str, str] | None = None) -> pa.Table:
     """Joined rows -> working rows with dedup rejects filled in and the join columns dropped."""
+    started, received = time.perf_counter(), batch
     for name in ("dup_of", "dup_reason", "dup_detail"):  # a partition with no right-side rows lacks them
         if name not in batch.column_names:
             batch = batch.append_column(name, pa.nulls(len(batch), pa.string()))
@@ -205,33 +213,45 @@ def apply_dups(batch: pa.Table) -> pa.Table:
     }
     for name, col in cols.items():
         batch = batch.set_column(batch.schema.get_field_index(name), name, col)
-    return batch.drop_columns(["dup_of", "dup_reason", "dup_detail"])
+    out = batch.drop_columns(["dup_of", "dup_reason", "dup_detail"])
+    StageMetrics(labels).batch(received, out, time.perf_counter() - started)
+    return out
 
 
-def dedup(ds: Any, cfg: DedupConfig) -> Any:
-    """Ray Dataset of working rows -> the same rows with duplicates marked as rejects (stage `dedup`)."""
+def remote_args(cfg: DedupConfig) -> dict[str, Any]:
+    """The stage's declared resources (num_cpus, num_gpus, memory, custom) for each of dedup's own tasks."""
+    return {k: v for k, v in cfg.ray_args().items() if k not in ("batch_size", "compute")}
+
+
+def dedup(ds: Any, cfg: DedupConfig, labels: dict[str, str] | None = None) -> Any:
+    """Ray Dataset of working rows -> the same rows with duplicates marked as rejects (stage `dedup`).
+    `labels` ({pipeline, run}) tag the stage's metrics, recorded when it found duplicates; None records none."""
     if not (cfg.exact or cfg.near):
         return ds
-    keys = ds.map_batches(keys_of, fn_kwargs={"key": cfg.key}, batch_format="pyarrow")
+    res = remote_args(cfg)
+    keys = ds.map_batches(keys_of, fn_kwargs={"key": cfg.key}, batch_format="pyarrow", **res)
     if cfg.exact:
         exact = keys.groupby("exact_key", num_partitions=cfg.num_partitions).map_groups(
-            pick_exact, batch_format="pyarrow"
+            pick_exact, batch_format="pyarrow", **res
         )
     else:
         exact = keys.map_batches(
             lambda b: b.drop_columns(["exact_key"]).append_column("exact_of", pa.nulls(len(b), pa.string())),
             batch_format="pyarrow",
+            **res,
         )
     exact = exact.materialize()
     near: dict[str, tuple[str, int]] = {}
     if cfg.near:
-        bands = exact.map_batches(bands_of, fn_kwargs={"threshold": cfg.hamming_threshold}, batch_format="pyarrow")
+        threshold = {"threshold": cfg.hamming_threshold}
+        bands = exact.map_batches(bands_of, fn_kwargs=threshold, batch_format="pyarrow", **res)
         edges = bands.groupby("band", num_partitions=cfg.num_partitions).map_groups(
-            bucket_edges, fn_kwargs={"threshold": cfg.hamming_threshold}, batch_format="pyarrow"
+            bucket_edges, fn_kwargs=threshold, batch_format="pyarrow", **res
         )
         near = near_survivors(edges.take_all())
-    dups = exact.map_batches(dup_rows, fn_kwargs={"near": near}, batch_format="pyarrow").materialize()
+    dups = exact.map_batches(dup_rows, fn_kwargs={"near": near}, batch_format="pyarrow", **res).materialize()
     if dups.count() == 0:
         return ds
     joined = ds.join(dups, join_type="left_outer", num_partitions=cfg.num_partitions, on=("id",))
-    return joined.map_batches(apply_dups, batch_format="pyarrow")
+    tags = {"labels": stage_labels(labels, STAGE)}
+    return joined.map_batches(named(apply_dups, STAGE), fn_kwargs=tags, batch_format="pyarrow", **res)

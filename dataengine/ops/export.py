@@ -6,15 +6,18 @@ written to a hidden temp file first, then renamed, so readers never see partial 
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dataengine import schema
+from dataengine import schema, stage_stats
 from dataengine.ids import content_hash
+from dataengine.metrics import StageMetrics, stage_labels
 from dataengine.ops.base import StageConfig
+from dataengine.stage_stats import named
 from dataengine.storage import join, write_parquet_atomic
 
 RESULT_SCHEMA = pa.schema([("table", pa.string()), ("file", pa.string()), ("rows", pa.int64())])
@@ -47,8 +50,11 @@ def rejects_table(rows: pa.Table, run_id: str) -> pa.Table:
     return schema.conform(pa.table(cols), schema.load("rejects"))
 
 
-def write_parts(batch: pa.Table, output: str, run_id: str, images: str) -> pa.Table:
+def write_parts(
+    batch: pa.Table, output: str, run_id: str, images: str, labels: dict[str, str] | None = None
+) -> pa.Table:
     """Ray Data UDF: one batch of working rows -> up to two Parquet files; returns what it wrote."""
+    started, metrics = time.perf_counter(), StageMetrics(labels)
     rejected = pc.is_valid(batch.column("reason"))
     results = []
     for name, part in (
@@ -61,15 +67,34 @@ def write_parts(batch: pa.Table, output: str, run_id: str, images: str) -> pa.Ta
         file = join(output, name, f"part-{digest}.parquet")
         write_parquet_atomic(file, part)
         results.append({"table": name, "file": file, "rows": len(part)})
+        metrics.inc("dataengine_export_rows", len(part), table=name)
+    metrics.batch(batch, batch, time.perf_counter() - started)
     return pa.Table.from_pylist(results, schema=RESULT_SCHEMA)
 
 
-def export(ds: Any, cfg: ExportConfig, output: str, run_id: str) -> list[dict[str, Any]]:
-    """Run the writes on Ray and return the list of files written (table, file, rows)."""
+def export(
+    ds: Any,
+    cfg: ExportConfig,
+    output: str,
+    run_id: str,
+    labels: dict[str, str] | None = None,
+    stats: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the writes on Ray and return the list of files written (table, file, rows). `labels` ({pipeline,
+    run}) tag the stage's metrics (dataengine.metrics); None records none. `stats`, if given, receives the
+    whole plan's per-stage throughput (dataengine.stage_stats)."""
     written = ds.map_batches(
-        write_parts,
-        fn_kwargs={"output": output, "run_id": run_id, "images": cfg.images},
+        named(write_parts, cfg.op),
+        fn_kwargs={
+            "output": output,
+            "run_id": run_id,
+            "images": cfg.images,
+            "labels": stage_labels(labels, cfg.op),
+        },
         batch_format="pyarrow",
         **cfg.ray_args(),
     )
-    return sorted(written.take_all(), key=lambda r: (r["table"], r["file"]))
+    files = sorted(written.take_all(), key=lambda r: (r["table"], r["file"]))
+    if stats is not None:
+        stats.extend(stage_stats.of_dataset(written, sum(f["rows"] for f in files)))
+    return files

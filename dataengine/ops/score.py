@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from dataengine.metrics import StageMetrics
 from dataengine.ops.base import Compute, StageConfig
 from dataengine.records import reject, to_table
 from dataengine.scorer.examples import texts_of
@@ -48,9 +50,10 @@ class ScoreConfig(StageConfig):
 class ScoreBatches:
     """Ray Data actor: loads the scorer (or connects to the endpoint) once, then scores batches of rows."""
 
-    def __init__(self, config: dict[str, Any], output: str, storage: str):
+    def __init__(self, config: dict[str, Any], output: str, storage: str, labels: dict[str, str] | None = None):
         self.cfg = ScoreConfig.model_validate(config)
         self.output = output
+        self.metrics = StageMetrics(labels)
         self._shards: OrderedDict[str, dict[str, list[bytes]]] = OrderedDict()
         if self.cfg.backend == "endpoint":
             self.scorer, self.label = None, self._endpoint_label()
@@ -133,6 +136,12 @@ class ScoreBatches:
             return out
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        started = time.perf_counter()
+        out = self._score_batch(batch)
+        self.metrics.batch(batch, out, time.perf_counter() - started)
+        return out
+
+    def _score_batch(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
         todo, items = [], []
         for row in rows:
@@ -145,7 +154,11 @@ class ScoreBatches:
                 continue
             todo.append(row)
             items.append({"tiles": tiles, "texts": texts_of(row)})
-        for row, result in zip(todo, self._score(items), strict=True):
+        scoring = time.perf_counter()
+        results = self._score(items) if items else []
+        self.metrics.inc("dataengine_score_seconds", time.perf_counter() - scoring)
+        self.metrics.inc("dataengine_score_samples", sum(not isinstance(r, Exception) for r in results))
+        for row, result in zip(todo, results, strict=True):
             if isinstance(result, Exception):
                 reject(row, STAGE, "score_error", f"{type(result).__name__}: {result}"[:300])
                 continue

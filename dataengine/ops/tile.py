@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -17,6 +18,7 @@ from pydantic import Field, model_validator
 
 from dataengine import schema
 from dataengine.ids import content_hash
+from dataengine.metrics import StageMetrics
 from dataengine.ops.base import StageConfig
 from dataengine.records import reject, to_table
 from dataengine.storage import join, write_bytes_atomic, write_parquet_atomic
@@ -61,9 +63,10 @@ def _tar(rows: list[dict[str, Any]]) -> bytes:
 class TileShards:
     """Ray Data UDF: working rows -> same rows with grid/shard columns; tiles written to shards on the way."""
 
-    def __init__(self, config: dict[str, Any], output: str):
+    def __init__(self, config: dict[str, Any], output: str, labels: dict[str, str] | None = None):
         self.cfg = TileConfig.model_validate(config)
         self.output = output
+        self.metrics = StageMetrics(labels)
 
     def _flush(self, shard_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
         digest = content_hash("\n".join(r["id"] for r in shard_rows).encode(), 10)
@@ -75,12 +78,21 @@ class TileShards:
         )
         if self.cfg.webdataset:
             write_bytes_atomic(join(self.output, TILES_DIR, f"{name}.tar"), _tar(shard_rows))
+        self.metrics.inc("dataengine_tile_shards_written", 1)
+        self.metrics.inc("dataengine_tiles_written", sum(r["num_tiles"] for r in shard_rows))
+        self.metrics.inc("dataengine_tile_bytes_written", sum(len(t) for r in shard_rows for t in r["tiles"]))
         ids = {r["id"] for r in shard_rows}
         for row in rows:
             if row["id"] in ids:
                 row["tile_shard"] = f"{TILES_DIR}/{name}.parquet"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        started = time.perf_counter()
+        out = self._tile(batch)
+        self.metrics.batch(batch, out, time.perf_counter() - started)
+        return out
+
+    def _tile(self, batch: pa.Table) -> pa.Table:
         cfg = self.cfg
         rows = batch.to_pylist()
         pending: list[dict[str, Any]] = []

@@ -8,11 +8,13 @@ rejected with the reason, or kept English-only and flagged, as `on_failure` says
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import Field
 
+from dataengine.metrics import StageMetrics
 from dataengine.ops.base import Compute, StageConfig, Strict
 from dataengine.records import reject, to_table
 
@@ -57,7 +59,7 @@ class TranslateConfig(StageConfig):
 class TranslateBatches:
     """Ray Data actor: builds the engine and cache once, then translates batches of working rows."""
 
-    def __init__(self, config: dict[str, Any], storage: str):
+    def __init__(self, config: dict[str, Any], storage: str, labels: dict[str, str] | None = None):
         from dataengine.translate.cache import TranslationCache
         from dataengine.translate.engines import build
         from dataengine.translate.prompt import PROMPT_VERSION, glossary_hash
@@ -84,8 +86,34 @@ class TranslateBatches:
             batch_size=cfg.batch_size,
             validation=ValidationConfig(**cfg.validation.model_dump()),
         )
+        self.metrics = StageMetrics(labels)
+
+    def _usage(self) -> dict[str, int]:
+        """The translator's running totals (tokens, engine requests, cache look-ups) in this actor."""
+        t, cache = self.translator, self.translator.cache
+        hits, misses = (cache.hits, cache.misses) if cache else (0, 0)
+        return {
+            "prompt": t.prompt_tokens,
+            "generated": t.completion_tokens,
+            "requests": t.llm_calls,
+            "hits": hits,
+            "lookups": hits + misses,
+        }
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        started, before = time.perf_counter(), self._usage()
+        out = self._translate(batch)
+        used = {k: v - before[k] for k, v in self._usage().items()}
+        m = self.metrics
+        m.inc("dataengine_translate_tokens", used["prompt"], kind="prompt")
+        m.inc("dataengine_translate_tokens", used["generated"], kind="generated")
+        m.inc("dataengine_translate_requests", used["requests"])
+        m.inc("dataengine_translate_cache_lookups", used["lookups"])
+        m.inc("dataengine_translate_cache_hits", used["hits"])
+        m.batch(batch, out, time.perf_counter() - started)
+        return out
+
+    def _translate(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
         todo = [r for r in rows if r["reason"] is None and r["language"] == "en" and r["caption_zh"] is None]
         for r in rows:

@@ -17,8 +17,18 @@ from dataengine.translate import prompt
 from dataengine.translate.validate import ValidationConfig, check
 
 
+def placement(cfg: Any) -> dict[str, Any] | None:
+    """The stage's custom resources (e.g. {gpu_worker: 0.001}) as a placement bundle per vLLM worker, so the
+    engine replicas land on the node type that carries them; None (Ray's default bundles) without any."""
+    res = cfg.resources
+    if not res.custom:
+        return None
+    # one bundle per engine worker (tensor x pipeline parallel ranks): a whole GPU unless the stage says otherwise
+    return {"bundle_per_worker": {"CPU": res.num_cpus, "GPU": res.num_gpus or 1.0, **res.custom}}
+
+
 def processor_config(cfg: Any, model_path: str) -> Any:
-    """Our TranslateConfig -> Ray's vLLMEngineProcessorConfig."""
+    """Our TranslateConfig -> Ray's vLLMEngineProcessorConfig (custom resources go in its placement bundles)."""
     from ray.data.llm import vLLMEngineProcessorConfig
 
     return vLLMEngineProcessorConfig(
@@ -31,6 +41,7 @@ def processor_config(cfg: Any, model_path: str) -> Any:
         concurrency=cfg.compute.size or 1,
         batch_size=cfg.batch_size,
         accelerator_type=cfg.vllm_accelerator_type,
+        placement_group_config=placement(cfg),
     )
 
 
