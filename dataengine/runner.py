@@ -247,7 +247,8 @@ def run(
     input_ids = join(output, "_work", "input_ids")
     ds.select_columns(["id"]).write_parquet(input_ids)
     if "dedup" in [s.op for s in spec.stages]:
-        ds = dedup(ds, spec.stage("dedup"), labels)
+        prior = ledger.files(plan["incremental"]["dataset"]) if "incremental" in plan else None
+        ds = dedup(ds, spec.stage("dedup"), labels, prior)
     for stage in split_stages(spec)[1]:
         if stage.op == "filter" and stage.keep_top_fraction is not None:
             ds = ds.materialize()  # the top fraction is a global cut: every sample's score first

@@ -95,6 +95,7 @@ def test_bucket_edges_threshold():
             "id": ["a", "b", "c"],
             "phash": ["ffff000000000000", "ffff000000000007", "0000ffffffffffff"],
             "area": [1, 1, 1],
+            "prior": [False] * 3,
         }
     )
     edges = bucket_edges(group, threshold=4).to_pylist()
@@ -102,8 +103,12 @@ def test_bucket_edges_threshold():
 
 
 def test_union_find_chains_pick_one_survivor():
+    new = {"a_prior": False, "b_prior": False}
     edges = [
-        {"a": "b", "b": "c", "a_phash": "0" * 16, "b_phash": "0" * 15 + "1", "a_area": 10, "b_area": 10},
-        {"a": "a", "b": "b", "a_phash": "0" * 15 + "3", "b_phash": "0" * 16, "a_area": 10, "b_area": 10},
+        {"a": "b", "b": "c", "a_phash": "0" * 16, "b_phash": "0" * 15 + "1", "a_area": 10, "b_area": 10, **new},
+        {"a": "a", "b": "b", "a_phash": "0" * 15 + "3", "b_phash": "0" * 16, "a_area": 10, "b_area": 10, **new},
     ]
     assert near_survivors(edges) == {"b": ("a", 2), "c": ("a", 1)}
+    # a sample an earlier run committed survives even against a larger new image
+    committed = {"a": "z", "b": "a", "a_phash": "0" * 16, "b_phash": "0" * 15 + "1", "a_area": 1, "b_area": 99}
+    assert near_survivors([{**committed, "a_prior": True, "b_prior": False}]) == {"a": ("z", 1)}

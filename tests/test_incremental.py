@@ -97,6 +97,33 @@ def test_runs_append_only_new_shards_and_match_a_one_shot_run(ray_local, tmp_pat
     assert again["accounting"]["inputs"] == 21 and len(ledger.commits(str(ds))) == 1
 
 
+def test_duplicates_of_committed_samples_are_rejected_by_later_runs(ray_local, tmp_path):
+    data = tmp_path / "data"
+    make_shards(data, ["a"], per_shard=3)
+    spec = pipeline.parse(SPEC)
+    ds, st = tmp_path / "ds", str(tmp_path / "st")
+    first = runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
+    kept = committed(ds).select("id", "location").rows()
+    # a later shard: the same file again (exact), the same picture re-encoded smaller (near), and a new one
+    original = textured(0, (900, 600))
+    (data / "img" / "copy.jpg").write_bytes((data / "img" / "0.jpg").read_bytes())
+    (data / "img" / "near.jpg").write_bytes(encode(original.resize((600, 400)), quality=70))
+    (data / "img" / "new.jpg").write_bytes(encode(textured(777, (900, 600))))
+    cap = "An abstract smooth texture seen again in a later shard, number {}."
+    write_jsonl(
+        data / "b.jsonl", [{"image": f"img/{n}.jpg", "caption": cap.format(n)} for n in ("copy", "near", "new")]
+    )
+    second = runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
+    assert first["accounting"]["accepted"] == 3 and second["accounting"]["inputs"] == 3
+    rejects = pl.read_parquet(second["files"]["rejects"]).sort("reason")
+    first_id = next(i for i, loc in kept if loc.endswith(":1"))
+    assert rejects.select("reason", "duplicate_of").rows() == [
+        ("duplicate_exact", first_id),
+        ("duplicate_near", first_id),
+    ]
+    assert second["accounting"]["accepted"] == 1 and len(committed(ds)) == 4  # the committed sample stays
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     c = start_head(tmp_path_factory.mktemp("killhead"), num_cpus=2)

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from dataengine.metrics import StageMetrics, stage_labels
 from dataengine.ops.base import StageConfig
+from dataengine.ops.text import text_key
 from dataengine.stage_stats import named
 
 STAGE = "dedup"
@@ -35,10 +36,13 @@ EXACT_SCHEMA = pa.schema(
         ("phash", pa.string()),
         ("text_key", pa.string()),
         ("area", pa.int64()),
+        ("prior", pa.bool_()),
         ("exact_of", pa.string()),
     ]
 )
-BAND_SCHEMA = pa.schema([("band", pa.string()), ("id", pa.string()), ("phash", pa.string()), ("area", pa.int64())])
+BAND_SCHEMA = pa.schema(
+    [("band", pa.string()), ("id", pa.string()), ("phash", pa.string()), ("area", pa.int64()), ("prior", pa.bool_())]
+)
 EDGE_SCHEMA = pa.schema(
     [
         ("a", pa.string()),
@@ -47,6 +51,8 @@ EDGE_SCHEMA = pa.schema(
         ("b_phash", pa.string()),
         ("a_area", pa.int64()),
         ("b_area", pa.int64()),
+        ("a_prior", pa.bool_()),
+        ("b_prior", pa.bool_()),
     ]
 )
 DUP_SCHEMA = pa.schema(
@@ -65,29 +71,51 @@ class DedupConfig(StageConfig):
     num_partitions: int = Field(8, ge=1, description="hash partitions for the groupby/join shuffles")
 
 
-def _rank(area: int, sid: str) -> tuple[int, str]:
-    return (-area, sid)
+def _rank(area: int, sid: str, prior: bool = False) -> tuple[bool, int, str]:
+    """Survivor order: samples committed by earlier runs of an incremental dataset first (they are exported
+    already), then the largest image, then the smallest id."""
+    return (not prior, -area, sid)
 
 
-def keys_of(batch: pa.Table, key: str) -> pa.Table:
-    """Accepted rows only, reduced to the dedup key columns."""
-    ok = batch.filter(pc.is_null(batch.column("reason")))
-    text = ok.column("text_key") if key == "image+text" else pa.nulls(len(ok), pa.string())
+def keys_of(batch: pa.Table, key: str, prior: bool = False) -> pa.Table:
+    """Accepted rows only, reduced to the dedup key columns. `prior`: rows are an earlier commit's samples
+    (no reason column; their text key is recomputed from the exported, already normalised text)."""
+    ok = batch.filter(pc.is_null(batch.column("reason"))) if "reason" in batch.column_names else batch
+    if key != "image+text":
+        text = pa.nulls(len(ok), pa.string())
+    elif prior:
+        text = pa.array([_prior_text_key(r) for r in ok.select(["caption", "conversations"]).to_pylist()], pa.string())
+    else:
+        text = ok.column("text_key")
     area = pc.multiply(ok.column("width").cast(pa.int64()), ok.column("height").cast(pa.int64()))
     exact = ok.column("pixel_hash")
     if key == "image+text":
         exact = pc.binary_join_element_wise(exact, pc.fill_null(text, ""), "|")
+    flag = pa.array([prior] * len(ok), pa.bool_())
     return pa.table(
-        {"id": ok.column("id"), "phash": ok.column("phash"), "text_key": text, "area": area, "exact_key": exact}
+        {
+            "id": ok.column("id"),
+            "phash": ok.column("phash"),
+            "text_key": text,
+            "area": area,
+            "prior": flag,
+            "exact_key": exact,
+        }
     )
+
+
+def _prior_text_key(row: dict[str, Any]) -> str:
+    if row.get("conversations"):
+        return text_key([t["value"] for t in row["conversations"]])
+    return text_key([row.get("caption") or ""])
 
 
 def pick_exact(group: pa.Table) -> pa.Table:
     """One exact-duplicate group -> every member, with `exact_of` set to the survivor for the others."""
-    rows = sorted(group.to_pylist(), key=lambda r: _rank(r["area"], r["id"]))
+    rows = sorted(group.to_pylist(), key=lambda r: _rank(r["area"], r["id"], r["prior"]))
     survivor = rows[0]["id"]
     out = [
-        {**{k: r[k] for k in ("id", "phash", "text_key", "area")}, "exact_of": None if i == 0 else survivor}
+        {**{k: r[k] for k in ("id", "phash", "text_key", "area", "prior")}, "exact_of": None if i == 0 else survivor}
         for i, r in enumerate(rows)
     ]
     return pa.Table.from_pylist(out, schema=EXACT_SCHEMA)
@@ -109,6 +137,7 @@ def bands_of(batch: pa.Table, threshold: int) -> pa.Table:
                     "id": r["id"],
                     "phash": r["phash"],
                     "area": r["area"],
+                    "prior": r["prior"],
                 }
             )
     return pa.Table.from_pylist(out, schema=BAND_SCHEMA)
@@ -133,6 +162,8 @@ def bucket_edges(group: pa.Table, threshold: int) -> pa.Table:
                     "b_phash": b["phash"],
                     "a_area": a["area"],
                     "b_area": b["area"],
+                    "a_prior": a["prior"],
+                    "b_prior": b["prior"],
                 }
             )
     return pa.Table.from_pylist(out, schema=EDGE_SCHEMA)
@@ -141,7 +172,7 @@ def bucket_edges(group: pa.Table, threshold: int) -> pa.Table:
 def near_survivors(edges: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
     """Union-find over near-duplicate edges -> {non-survivor id: (survivor id, hamming distance to it)}."""
     parent: dict[str, str] = {}
-    info: dict[str, tuple[int, str]] = {}
+    info: dict[str, tuple[int, str, bool]] = {}
 
     def find(x: str) -> str:
         while parent[x] != x:
@@ -150,13 +181,14 @@ def near_survivors(edges: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
         return x
 
     for e in edges:
-        for sid, ph, area in ((e["a"], e["a_phash"], e["a_area"]), (e["b"], e["b_phash"], e["b_area"])):
+        for side in ("a", "b"):
+            sid = e[side]
             parent.setdefault(sid, sid)
-            info[sid] = (area, ph)
+            info[sid] = (e[f"{side}_area"], e[f"{side}_phash"], e[f"{side}_prior"])
         ra, rb = find(e["a"]), find(e["b"])
         if ra != rb:
             # the root is always the best-ranked member, so it is the component's survivor
-            if _rank(info[ra][0], ra) <= _rank(info[rb][0], rb):
+            if _rank(info[ra][0], ra, info[ra][2]) <= _rank(info[rb][0], rb, info[rb][2]):
                 parent[rb] = ra
             else:
                 parent[ra] = rb
@@ -223,13 +255,23 @@ def remote_args(cfg: DedupConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.ray_args().items() if k not in ("batch_size", "compute")}
 
 
-def dedup(ds: Any, cfg: DedupConfig, labels: dict[str, str] | None = None) -> Any:
+def dedup(ds: Any, cfg: DedupConfig, labels: dict[str, str] | None = None, prior: list[str] | None = None) -> Any:
     """Ray Dataset of working rows -> the same rows with duplicates marked as rejects (stage `dedup`).
-    `labels` ({pipeline, run}) tag the stage's metrics, recorded when it found duplicates; None records none."""
+    `labels` ({pipeline, run}) tag the stage's metrics, recorded when it found duplicates; None records none.
+    `prior`: samples files an incremental dataset committed before; this run's duplicates of them are rejected
+    (the committed sample always survives: it is exported already)."""
+    import ray
+
     if not (cfg.exact or cfg.near):
         return ds
     res = remote_args(cfg)
     keys = ds.map_batches(keys_of, fn_kwargs={"key": cfg.key}, batch_format="pyarrow", **res)
+    if prior:
+        cols = ["id", "pixel_hash", "phash", "width", "height", "caption", "conversations"]
+        earlier = ray.data.read_parquet(prior, columns=cols).map_batches(
+            keys_of, fn_kwargs={"key": cfg.key, "prior": True}, batch_format="pyarrow", **res
+        )
+        keys = keys.union(earlier)
     if cfg.exact:
         exact = keys.groupby("exact_key", num_partitions=cfg.num_partitions).map_groups(
             pick_exact, batch_format="pyarrow", **res
