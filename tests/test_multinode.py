@@ -25,15 +25,18 @@ from dataengine import jobs
 CPU = {"cpu_worker": 0.001}  # what pipelines/bilingual.yaml's CPU stages ask for
 GPU = {"gpu_worker": 0.001}
 # the Ray Data functions of the CPU stages: the row ops (fused), dedup's own tasks, export
-CPU_STAGE_FUNCTIONS = {
-    "_apply",
+CPU_STAGE_FUNCTIONS = {  # Ray Data operator names: our stages (runner names them stage_<op>) and dedup's own tasks
+    "stage_resolve",
+    "stage_image",
+    "stage_text",
+    "stage_language",
     "keys_of",
     "pick_exact",
     "bands_of",
     "bucket_edges",
     "dup_rows",
-    "apply_dups",
-    "write_parts",
+    "stage_dedup",
+    "stage_export",
 }
 SPEC = {
     "version": 1,
@@ -123,7 +126,7 @@ def test_stages_run_on_the_nodes_carrying_their_resources(cluster, tmp_path):
         tasks = [t for t in listed(StateResource.TASKS) if t.type in ("NORMAL_TASK", "ACTOR_TASK")]
         placed = {r: [t for t in tasks if r in (t.required_resources or {})] for r in home}
         ran = {fn for t in placed["cpu_worker"] for fn in re.findall(r"MapBatches\((\w+)\)", t.name)}
-        tile_batches = [t for t in tasks if t.name.startswith("MapWorker(MapBatches(TileShards)).submit")]
+        tile_batches = [t for t in tasks if t.name.startswith("MapWorker(MapBatches(stage_tile)).submit")]
         if (ran >= CPU_STAGE_FUNCTIONS and tile_batches) or time.time() > deadline:
             break
         time.sleep(2)
@@ -132,7 +135,7 @@ def test_stages_run_on_the_nodes_carrying_their_resources(cluster, tmp_path):
     for resource, tasks_of in placed.items():
         assert {t.node_id for t in tasks_of} <= {home[resource]}, (resource, [(t.name, t.node_id) for t in tasks_of])
     # the tile stage's actor pool: its actor, and every batch it processed, on the gpu_worker node
-    tilers = [a for a in listed(StateResource.ACTORS) if "TileShards" in a.class_name]
+    tilers = [a for a in listed(StateResource.ACTORS) if "stage_tile" in a.class_name]
     assert tilers and all(a.required_resources.get("gpu_worker") == 0.001 for a in tilers)
     assert {a.node_id for a in tilers} == {home["gpu_worker"]}
     assert tile_batches and {t.node_id for t in tile_batches} == {home["gpu_worker"]}

@@ -117,7 +117,8 @@ def test_report_renders_in_chromium_without_errors(run, browser, tmp_path):
         for section in CHARTS:  # every chart decoded by the browser
             ok = page.eval_on_selector(f"#{section} img.chart", "i => i.complete && i.naturalWidth > 100")
             assert ok, section
-        assert "not recorded for this run" in page.inner_text("#throughput")
+        throughput = page.inner_text("#throughput")  # the run's own stage_stats (Ray Data's operators)
+        assert "tile" in throughput and "export" in throughput and "not recorded" not in throughput
         stats = record["accounting"]
         assert page.locator("#gallery-accepted article.card").count() == min(6, stats["accepted"])
         assert page.locator("#gallery-rejected article.card").count() == min(6, stats["rejected"])
