@@ -75,6 +75,13 @@ def print_summary(record: dict[str, Any], console: Console | None = None, show_c
     console.print(f"pipeline  {record['pipeline']}")
     console.print(f"input     {record['input']}")
     console.print(f"output    {record['output']}")
+    inc = record.get("incremental")
+    if inc:
+        done = f"commit {inc['commit']}" if "commit" in inc else "nothing new to commit"
+        console.print(
+            f"dataset   {inc['dataset']}: {inc['shards_skipped']} of {inc['shards_total']} input shards already "
+            f"committed; {done}"
+        )
     if "wall_s" in record:
         rate = stats["inputs"] / record["wall_s"] if record["wall_s"] else 0.0
         console.print(f"wall time {record['wall_s']:.1f} s ({rate:.1f} samples/s)")

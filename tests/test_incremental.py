@@ -14,10 +14,12 @@ import polars as pl
 import psutil
 import pytest
 import yaml
+from click.testing import CliRunner
 from conftest import encode, textured, write_jsonl
 from ray_head import start_head
 
 from dataengine import ledger, pipeline, runner
+from dataengine.cli import main
 
 SPEC = {
     "name": "inc",
@@ -76,6 +78,10 @@ def test_runs_append_only_new_shards_and_match_a_one_shot_run(ray_local, tmp_pat
     assert second["accounting"]["inputs"] == 7  # shard c only
     third = runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
     assert third["accounting"]["inputs"] == 0 and "commit" not in third["incremental"]
+    (tmp_path / "inc.yaml").write_text(yaml.safe_dump(SPEC))
+    cli = CliRunner().invoke(main, ["--storage", st, "run", str(tmp_path / "inc.yaml"), "--input", str(data),
+                                    "--output", str(ds)])  # fmt: skip
+    assert cli.exit_code == 0 and "3 of 3 input shards already committed" in " ".join(cli.output.split())
     assert len(ledger.commits(str(ds))) == 2
 
     one_shot = tmp_path / "one"
