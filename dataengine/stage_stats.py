@@ -31,9 +31,12 @@ def named(udf: Any, stage: str) -> Any:
 
 
 def _stage_of(operator: str) -> str:
-    """'MapBatches(stage_read)->MapBatches(stage_resolve)' -> 'read+resolve'; other operators keep Ray's name."""
+    """'MapBatches(stage_read)->MapBatches(stage_resolve)' -> 'read+resolve'; 'JoinShuffleReduce(num_partitions=8)'
+    -> 'ray: JoinShuffleReduce'."""
     found = _STAGE_NAME.findall(operator)
-    return "+".join(dict.fromkeys(found)) if found else operator
+    if found:
+        return "+".join(dict.fromkeys(found))
+    return "ray: " + operator.split("(", 1)[0]  # Ray Data's own operators (dedup's join shuffles), without arguments
 
 
 def collect(summary: Any, rows_written: int | None = None) -> list[dict[str, Any]]:
