@@ -237,14 +237,17 @@ def export_internvl_cmd(ctx: click.Context, run_id: str, out: str) -> None:
 @click.option("--n", default=16, type=int, help="captions")
 @click.option("--batch-size", default=8, type=int)
 @click.option("--max-new-tokens", default=128, type=int)
+@click.option("--ablation/--no-ablation", default=True, help="also run both modes with prefix caching off")
 @click.pass_context
-def bench_translate_cmd(ctx: click.Context, model: str, n: int, batch_size: int, max_new_tokens: int) -> None:
+def bench_translate_cmd(
+    ctx: click.Context, model: str, n: int, batch_size: int, max_new_tokens: int, ablation: bool
+) -> None:
     """Transformers engine on this machine: batched vs one at a time, and a cached re-run."""
     import json
 
     from dataengine.translate.bench import run
 
-    console.print_json(json.dumps(run(model, ctx.obj["storage"], n, batch_size, max_new_tokens)))
+    console.print_json(json.dumps(run(model, ctx.obj["storage"], n, batch_size, max_new_tokens, ablation)))
 
 
 @main.group()

@@ -33,6 +33,56 @@ def test_transformers_engine_batches_with_left_padding(tiny_llm):
         assert c.finish_reason in ("stop", "length") and c.completion_tokens <= 6 and c.prompt_tokens > 0
 
 
+def test_prefix_cache_gives_the_same_next_token_distribution(tiny_llm):
+    """[shared prefix from the cache][masked padding][own suffix] scores the next token exactly as the plain
+    left-padded prompt does; weights are scaled up so that the tiny model's outputs depend on its input."""
+    import torch
+
+    from dataengine.translate import prompt
+
+    engine = TransformersEngine(str(tiny_llm))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in engine.lm.parameters():
+            p.normal_(0, 0.3)
+    msgs = [prompt.messages(t) for t in ["a", "a dog on the grass", "A red car parked on the street."]]
+    rows = [engine._split(m) for m in msgs]
+    prefix = rows[0][0]
+    assert prefix and all(r[0] == prefix for r in rows)  # the system prompt is the shared prefix
+    suffixes = [r[1] for r in rows]
+    width = max(map(len, suffixes))
+    pad = engine.tokenizer.pad_token_id
+    kv = __import__("copy").deepcopy(engine._prefix_kv(prefix))
+    kv.batch_repeat_interleave(len(suffixes))
+    ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes])
+    mask = torch.tensor([[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes])
+    position = (mask.cumsum(-1) - 1)[:, len(prefix) :]
+    with torch.inference_mode():
+        cached = engine.lm(input_ids=ids, attention_mask=mask, past_key_values=kv, position_ids=position).logits
+        for i, m in enumerate(msgs):
+            full = torch.tensor(
+                [
+                    engine.tokenizer(
+                        engine.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
+                        add_special_tokens=False,
+                    )["input_ids"]
+                ]
+            )
+            plain = engine.lm(input_ids=full).logits
+            torch.testing.assert_close(cached[i, -1], plain[0, -1], rtol=1e-4, atol=1e-4)
+
+
+def test_prefix_cache_changes_no_output(tiny_llm):
+    msgs = [[{"role": "system", "content": "You are a professional translator."}, *m] for m in MSGS]
+    cached, plain = TransformersEngine(str(tiny_llm)), TransformersEngine(str(tiny_llm), prefix_cache=False)
+    first = cached.generate(msgs, max_new_tokens=6, temperature=0.0)
+    assert cached.prefix_hits == 2  # three rows, one prefix computed
+    again = cached.generate(msgs[:1], max_new_tokens=6, temperature=0.0)
+    assert cached.prefix_hits == 3 and again[0] == first[0]
+    assert first == plain.generate(msgs, max_new_tokens=6, temperature=0.0)
+    assert plain.prefix_hits == 0
+
+
 def test_transformers_engine_refuses_missing_model(tmp_path):
     with pytest.raises(EngineError, match="not found"):
         TransformersEngine(str(tmp_path / "nope"))
@@ -97,3 +147,15 @@ def test_serve_translator_speaks_openai(ray_local, tiny_llm):
         assert err.value.code == 400
     finally:
         serve.shutdown()
+
+
+def test_bench_translate_reports_both_modes_and_a_cached_rerun(tiny_llm):
+    from dataengine.translate import bench
+
+    result = bench.run(str(tiny_llm), None, n=4, batch_size=4, max_new_tokens=4)
+    for mode in ("batched", "one_at_a_time", "batched_no_prefix_cache", "one_at_a_time_no_prefix_cache"):
+        assert result[mode]["wall_s"] >= 0 and result[mode]["prompt_tokens"] > 0
+    assert result["batched"]["prefix_cache"] and not result["batched_no_prefix_cache"]["prefix_cache"]
+    assert result["batching_speedup"] > 0 and result["batching_speedup_no_prefix_cache"] > 0
+    assert result["cache_first_run"]["llm_calls"] > 0  # the tiny model's outputs fail validation: retried
+    assert result["cache_second_run"]["llm_calls"] == result["cache_first_run"]["llm_calls"]

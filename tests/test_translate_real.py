@@ -44,3 +44,19 @@ def test_real_captions_translate(real_translator):
         assert "2023" in outs[1].caption_zh
     if outs[2].status == "ok":
         assert outs[2].conversations_zh[0]["value"].startswith("<image>\n")
+
+
+def test_prefix_cache_does_not_change_real_translations(real_translator):
+    """The demo model gives the same greedy translations with the system prompt's cache reused as without."""
+    from dataengine.translate import prompt
+
+    engine = real_translator.engine
+    msgs = [prompt.messages(t) for t in ["A red bus on a rainy street.", "Three dogs run on the beach."]]
+    engine.prefix_cache = True
+    cached = engine.generate(msgs, max_new_tokens=48, temperature=0.0)
+    engine.prefix_cache = False
+    try:
+        plain = engine.generate(msgs, max_new_tokens=48, temperature=0.0)
+    finally:
+        engine.prefix_cache = True
+    assert [c.text for c in cached] == [p.text for p in plain]

@@ -22,6 +22,7 @@ def test_processor_config_translation():
     assert pc.model_source == "/models/qwen" and pc.batch_size == 32 and pc.accelerator_type == "H100"
     assert pc.concurrency == 4
     assert pc.engine_kwargs["gpu_memory_utilization"] == 0.8 and pc.engine_kwargs["trust_remote_code"] is False
+    assert pc.engine_kwargs["enable_prefix_caching"] is True
 
 
 def test_segments_validation_and_regrouping():

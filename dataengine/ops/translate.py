@@ -43,6 +43,9 @@ class TranslateConfig(StageConfig):
         ge=1,
         description="transformers engine: torch threads per actor (Ray sets one per reserved CPU otherwise)",
     )
+    prefix_cache: bool = Field(
+        True, description="transformers engine: compute the shared system prompt's KV cache once and reuse it"
+    )
     glossary: dict[str, str] = Field(default_factory=dict, description="English term -> required Chinese")
     attempts: int = Field(2, ge=1, le=5, description="tries per segment; retries use a stricter prompt, greedy")
     max_new_tokens: int = Field(384, ge=8)
@@ -72,7 +75,12 @@ class TranslateBatches:
             api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
             options.update(base_url=cfg.base_url, api_key=api_key, concurrency=cfg.concurrency)
         else:
-            options.update(storage=storage, trust_remote_code=cfg.trust_remote_code, num_threads=cfg.num_threads)
+            options.update(
+                storage=storage,
+                trust_remote_code=cfg.trust_remote_code,
+                num_threads=cfg.num_threads,
+                prefix_cache=cfg.prefix_cache,
+            )
         self.engine = build(cfg.engine, **options)
         cache = TranslationCache(storage, self.engine.model, PROMPT_VERSION, glossary_hash(cfg.glossary))
         self.prompt_version = PROMPT_VERSION

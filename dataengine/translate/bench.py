@@ -21,27 +21,43 @@ def sample_captions(n: int) -> list[str]:
     return [captions[i % len(captions)] for i in range(n)]
 
 
-def run(model: str, storage: str | None, n: int, batch_size: int, max_new_tokens: int) -> dict[str, Any]:
+def run(
+    model: str, storage: str | None, n: int, batch_size: int, max_new_tokens: int, prefix_ablation: bool = True
+) -> dict[str, Any]:
+    """Batched vs one at a time with the engine's defaults (the target figure); with `prefix_ablation`, the
+    same two again with the system prompt's KV cache off, to show what prefix caching adds."""
     t0 = time.perf_counter()
     engine = TransformersEngine(model, storage=storage)
     load_s = time.perf_counter() - t0
     captions = sample_captions(n)
     samples = [{"caption": c} for c in captions]
     result: dict[str, Any] = {"model": engine.model, "captions": n, "load_s": round(load_s, 1)}
-    for label, bs in (("batched", batch_size), ("one_at_a_time", 1)):
+    modes = [("batched", batch_size, True), ("one_at_a_time", 1, True)]
+    if prefix_ablation:
+        modes += [("batched_no_prefix_cache", batch_size, False), ("one_at_a_time_no_prefix_cache", 1, False)]
+    walls: dict[str, float] = {}
+    for label, bs, prefix_cache in modes:
+        engine.prefix_cache = prefix_cache
         tr = Translator(engine, None, batch_size=bs, attempts=1, max_new_tokens=max_new_tokens)
         t0 = time.perf_counter()
         outs = tr.translate_samples(samples)
-        wall = time.perf_counter() - t0
+        wall = walls[label] = time.perf_counter() - t0
         result[label] = {
             "batch_size": bs,
+            "prefix_cache": prefix_cache,
             "wall_s": round(wall, 1),
             "captions_per_s": round(n / wall, 3),
             "generated_tokens_per_s": round(tr.completion_tokens / wall, 2),
             "generated_tokens": tr.completion_tokens,
+            "prompt_tokens": tr.prompt_tokens,
             "validated": sum(o.status == "ok" for o in outs),
         }
-    result["batching_speedup"] = round(result["one_at_a_time"]["wall_s"] / result["batched"]["wall_s"], 2)
+    engine.prefix_cache = True
+    result["batching_speedup"] = round(walls["one_at_a_time"] / walls["batched"], 2)
+    if prefix_ablation:
+        plain = walls["one_at_a_time_no_prefix_cache"]
+        result["batching_speedup_no_prefix_cache"] = round(plain / walls["batched_no_prefix_cache"], 2)
+        result["batched_vs_plain_one_at_a_time"] = round(plain / walls["batched"], 2)
     with tempfile.TemporaryDirectory() as cache_root:
         calls = []
         for _ in range(2):

@@ -84,6 +84,8 @@ class Translator:
                 seg.result = seg.source  # only tags/markup/numbers: nothing to translate
             else:
                 todo.append(seg)
+        # similar lengths batched together: less padding, and fewer rows left idling while the longest finishes
+        todo.sort(key=lambda s: len(s.protected.text) + sum(map(len, s.context)))
         for attempt in range(1, self.attempts + 1):
             strict = attempt > 1
             for i in range(0, len(todo), self.batch_size):

@@ -36,6 +36,7 @@ def processor_config(cfg: Any, model_path: str) -> Any:
         engine_kwargs={
             "trust_remote_code": cfg.trust_remote_code,
             "max_model_len": cfg.vllm_max_model_len,
+            "enable_prefix_caching": cfg.prefix_cache,  # every request shares the system prompt
             **cfg.vllm_engine_kwargs,
         },
         concurrency=cfg.compute.size or 1,

@@ -1,12 +1,22 @@
 """In-process generation with transformers: a local Hugging Face folder or a GGUF file, offline, batched with
-left padding; bf16 on GPU, float32 on CPU; `trust_remote_code` only when configured."""
+left padding; bf16 on GPU, float32 on CPU; `trust_remote_code` only when configured.
+
+Every request starts with the same system prompt, so by default its key/value cache is computed once per
+engine and reused (prefix caching, as vLLM does): each row of a batch is laid out as
+`[shared prefix][padding][own suffix]`, the padding masked out, positions counted over real tokens only.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
+from collections import OrderedDict
 from typing import Any
 
 from dataengine.translate.engines import Completion, Engine, EngineError
+
+_SENTINEL = "\u27ea\u27eb"  # stands in for the last message's text to find where the shared prefix ends
+_PREFIXES_KEPT = 8
 
 
 class TransformersEngine(Engine):
@@ -19,6 +29,7 @@ class TransformersEngine(Engine):
         device: str | None = None,
         trust_remote_code: bool = False,
         num_threads: int | None = None,
+        prefix_cache: bool = True,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -44,32 +55,100 @@ class TransformersEngine(Engine):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.eos_ids = {i for i in [self.tokenizer.eos_token_id, *(_eos_list(self.lm))] if i is not None}
+        self.prefix_cache = prefix_cache
+        self._prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self.prefix_hits = 0  # rows whose shared prefix came from the cache
 
     def generate(
         self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
     ) -> list[Completion]:
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        rows = [self._split(m) for m in batch]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (prefix, _) in enumerate(rows):
+            groups.setdefault(prefix, []).append(i)
+        results: list[Completion | None] = [None] * len(batch)
+        for prefix, members in groups.items():
+            suffixes = [rows[i][1] for i in members]
+            for i, out in zip(members, self._generate(prefix, suffixes, max_new_tokens, sampling), strict=True):
+                results[i] = out
+        return [r for r in results if r is not None]
+
+    def _split(self, messages: list[dict[str, str]]) -> tuple[tuple[int, ...], list[int]]:
+        """(shared prefix ids, the rest): the prefix is the templated prompt up to where the last message's text
+        begins (system prompt and role markers), when it tokenizes the same alone as inside the whole prompt."""
+        tok = self.tokenizer
+        full = tok(_render(tok, messages), add_special_tokens=False)["input_ids"]
+        if not self.prefix_cache:
+            return (), full
+        probe = [*messages[:-1], {**messages[-1], "content": _SENTINEL}]
+        text = _render(tok, probe)
+        cut = text.find(_SENTINEL)
+        prefix = tok(text[:cut], add_special_tokens=False)["input_ids"] if cut > 0 else []
+        if not prefix or full[: len(prefix)] != prefix or len(full) == len(prefix):
+            return (), full
+        return tuple(prefix), full[len(prefix) :]
+
+    def _prefix_kv(self, prefix: tuple[int, ...]) -> Any:
+        """The key/value cache of `prefix` (batch of one), computed once and kept for the next requests."""
+        import torch
+        from transformers import DynamicCache
+
+        if prefix in self._prefixes:
+            self._prefixes.move_to_end(prefix)
+            return self._prefixes[prefix]
+        ids = torch.tensor([prefix], device=self.device)
+        with torch.inference_mode():
+            kv = self.lm(input_ids=ids, past_key_values=DynamicCache(config=self.lm.config), use_cache=True)
+        self._prefixes[prefix] = kv.past_key_values
+        while len(self._prefixes) > _PREFIXES_KEPT:
+            self._prefixes.popitem(last=False)
+        return kv.past_key_values
+
+    def _generate(
+        self, prefix: tuple[int, ...], suffixes: list[list[int]], max_new_tokens: int, sampling: dict[str, Any]
+    ) -> list[Completion]:
         import torch
 
-        prompts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in batch]
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        width = max(map(len, suffixes))
+        pad = self.tokenizer.pad_token_id
+        ids = [[*prefix, *[pad] * (width - len(s)), *s] for s in suffixes]
+        mask = [[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes]
+        kwargs: dict[str, Any] = {}
+        if prefix:
+            cached = prefix in self._prefixes
+            kv = copy.deepcopy(self._prefix_kv(prefix))
+            kv.batch_repeat_interleave(len(suffixes))
+            kwargs["past_key_values"] = kv
+            self.prefix_hits += len(suffixes) if cached else len(suffixes) - 1
+        input_ids = torch.tensor(ids, device=self.device)
+        attention_mask = torch.tensor(mask, device=self.device)
         with torch.inference_mode():
             out = self.lm.generate(
-                **enc, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad,
+                **kwargs,
+                **sampling,
             )
         results = []
-        for i, row in enumerate(out[:, enc["input_ids"].shape[1] :].tolist()):
+        for i, row in enumerate(out[:, input_ids.shape[1] :].tolist()):
             stop = next((k for k, t in enumerate(row) if t in self.eos_ids), None)
             tokens = row if stop is None else row[:stop]
             results.append(
                 Completion(
                     text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
                     finish_reason="length" if stop is None else "stop",
-                    prompt_tokens=int(enc["attention_mask"][i].sum()),
+                    prompt_tokens=sum(mask[i]),
                     completion_tokens=len(tokens),
                 )
             )
         return results
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def _eos_list(model: Any) -> list[int]:
