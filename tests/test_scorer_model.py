@@ -96,3 +96,33 @@ def test_save_load_round_trip_and_resolution(tiny_path, tmp_path):
     assert float(ya[0]) == pytest.approx(float(yb[0]), abs=1e-5)
     assert not os.path.exists(tmp_path / "plain" / "scorer.json")
     assert ScorerMeta(name="x").label == "x:v1"
+
+
+def test_tiny_preset_starts_with_2d_position_codes(tiny_path):
+    """transformers starts InternVL's vision position embeddings at zero; the tiny preset gives each patch a
+    fixed 2D sine-cosine code instead: distinct per patch, with rows and columns in separate channels."""
+    from dataengine.scorer.model import sincos_2d
+
+    pos = load(tiny_path, device="cpu").model.model.vision_tower.embeddings.position_embeddings[0]
+    codes = sincos_2d(14, 96)
+    assert pos.shape == (197, 96) and not pos[0].any()  # the CLS token keeps no position
+    torch.testing.assert_close(pos[1:], torch.from_numpy(codes))
+    assert len({tuple(row) for row in codes.round(4).tolist()}) == 14 * 14
+    same_row = codes.reshape(14, 14, 96)[3]  # one row of patches: identical row channels, different columns
+    assert (same_row[:, :48] == same_row[0, :48]).all() and not (same_row[:, 48:] == same_row[0, 48:]).all()
+
+
+def test_per_kind_auc_ranks_negatives_against_their_own_pictures():
+    """A kind's AUC compares its negatives with the matched captions of the same pictures only."""
+    from dataengine.scorer import metrics
+
+    examples = [
+        {"pair": 0, "lang": "en", "text": "a", "label": 1, "kind": "match"},
+        {"pair": 0, "lang": "en", "text": "b", "label": 0, "kind": "spatial"},
+        {"pair": 1, "lang": "en", "text": "c", "label": 1, "kind": "match"},
+        {"pair": 1, "lang": "en", "text": "d", "label": 0, "kind": "colour"},
+    ]
+    scores = {"match": [0.5, 0.6, 0.9, 0.1], "loglik": [0.0] * 4}
+    result = metrics.aucs(examples, scores)
+    # against all matched captions the spatial negative (0.6) would score 0.5; against its own picture it is 0.0
+    assert result["auc_match_spatial"] == 0.0 and result["auc_match_colour"] == 1.0

@@ -43,17 +43,26 @@ def score_examples(scorer: Any, tiles: list[list[bytes]], examples: list[dict[st
 
 def heldout_auc(scorer: Any, tiles: list[list[bytes]], examples: list[dict[str, Any]]) -> dict[str, float]:
     """auc_match_en, auc_match_zh, auc_loglik_en, auc_loglik_zh over matched vs hard-negative rows, and
-    auc_match_<kind> per kind of hard negative (colour, count, object, spatial; both languages)."""
-    scores = score_examples(scorer, tiles, examples)
+    auc_match_<kind> per kind of hard negative (colour, count, object, spatial; both languages).
+
+    A kind's AUC ranks its negatives against the matched captions of the same pictures only: against all
+    matched captions, a kind that only occurs in some scenes (relations need two groups) would be credited for
+    telling scenes apart rather than for the changed word."""
+    return aucs(examples, score_examples(scorer, tiles, examples))
+
+
+def aucs(examples: list[dict[str, Any]], scores: dict[str, list[float]]) -> dict[str, float]:
+    """The AUCs of `heldout_auc` from evaluation rows and their scores."""
     result = {}
     for lang in ("en", "zh"):
         idx = [i for i, e in enumerate(examples) if e["lang"] == lang]
         labels = [examples[i]["label"] for i in idx]
         for name in ("match", "loglik"):
             result[f"auc_{name}_{lang}"] = round(roc_auc(labels, [scores[name][i] for i in idx]), 4)
-    positive = [i for i, e in enumerate(examples) if e["label"] == 1]
+    positive = {(e["pair"], e["lang"]): i for i, e in enumerate(examples) if e["label"] == 1}
     for kind in sorted({e["kind"] for e in examples if e["label"] == 0}):
-        idx = positive + [i for i, e in enumerate(examples) if e["kind"] == kind]
+        negs = [i for i, e in enumerate(examples) if e["label"] == 0 and e["kind"] == kind]
+        idx = [positive[(examples[i]["pair"], examples[i]["lang"])] for i in negs] + negs
         auc = roc_auc([examples[i]["label"] for i in idx], [scores["match"][i] for i in idx])
         result[f"auc_match_{kind}"] = round(auc, 4)
     return result

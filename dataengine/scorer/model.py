@@ -111,7 +111,25 @@ def build_tiny(texts: list[str], seed: int = 0) -> tuple[Any, Any]:
     )
     torch.manual_seed(seed)
     model = InternVLForConditionalGeneration(config)
+    grid = v["image_size"] // v["patch_size"]
+    with torch.no_grad():  # transformers starts them at zero: from scratch, where things are must be learnt first
+        pos = model.model.vision_tower.embeddings.position_embeddings
+        pos[0, 1:] = torch.from_numpy(sincos_2d(grid, v["hidden_size"]))
     return model, tokenizer
+
+
+def sincos_2d(grid: int, dim: int) -> np.ndarray:
+    """(grid*grid, dim) fixed 2D sine-cosine position codes (half the channels for the row, half for the column,
+    as MAE initialises a ViT trained from scratch), so the tiny scorer knows where each patch is from step one:
+    its captions say "to the left of" and "above"."""
+    quarter = dim // 4
+    freqs = 1.0 / 10000 ** (np.arange(quarter) / quarter)
+    rows, cols = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+    parts = []
+    for coord in (rows.reshape(-1), cols.reshape(-1)):
+        angles = coord[:, None] * freqs[None, :]
+        parts += [np.sin(angles), np.cos(angles)]
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 class ScorerModel:

@@ -62,7 +62,8 @@ def _objective(scorer: Any) -> Any:
             self.net = scorer.model
 
         def forward(self, pixel: list[Any], caps: list[str], langs: list[str], match: tuple | None) -> Any:
-            feats = [scorer.image_features(p) for p in pixel]
+            counts = [len(p) for p in pixel]  # one vision forward for the whole batch, split per sample
+            feats = list(scorer.image_features(torch.cat([torch.as_tensor(p) for p in pixel])).split(counts))
             lm = -scorer.caption_logprob(feats, caps, langs).mean()
             if match is None:
                 return lm, lm.detach(), torch.zeros(())
