@@ -20,8 +20,8 @@ PAIRS_SCHEMA = pa.schema(
     [("id", pa.string()), ("en", pa.string()), ("zh", pa.string()), ("tiles", pa.list_(pa.binary()))]
 )
 _IMAGE_TAG = re.compile(r"<image>\s*")
-# relation swaps (left/right, above/below) are the hardest negatives (BENCHMARKS.md): training tries one first
-# this often; evaluation draws every kind uniformly
+# relation swaps (left/right, above/below) are the hardest negatives (the tiny preset has not learnt them in
+# the budget tried, BENCHMARKS.md): training tries one first this often; evaluation draws every kind uniformly
 SPATIAL_FIRST = 0.5
 
 
