@@ -234,20 +234,25 @@ def export_internvl_cmd(ctx: click.Context, run_id: str, out: str) -> None:
 
 @bench.command("translate")
 @click.option("--model", default="demo-translator")
-@click.option("--n", default=16, type=int, help="captions")
-@click.option("--batch-size", default=8, type=int)
+@click.option("--n", default=20, type=int, help="captions (the sample set has 20; more repeat them)")
+@click.option("--batch-size", default=16, type=int)
 @click.option("--max-new-tokens", default=128, type=int)
-@click.option("--ablation/--no-ablation", default=True, help="also run both modes with prefix caching off")
+@click.option(
+    "--ablation/--no-ablation",
+    default=True,
+    help="also run with one optimisation off at a time: finished rows kept, prefix cache off, oneDNN off",
+)
+@click.option("--repeats", default=1, type=int, help="run batched / one at a time this many times in turn")
 @click.pass_context
 def bench_translate_cmd(
-    ctx: click.Context, model: str, n: int, batch_size: int, max_new_tokens: int, ablation: bool
+    ctx: click.Context, model: str, n: int, batch_size: int, max_new_tokens: int, ablation: bool, repeats: int
 ) -> None:
     """Transformers engine on this machine: batched vs one at a time, and a cached re-run."""
     import json
 
     from dataengine.translate.bench import run
 
-    console.print_json(json.dumps(run(model, ctx.obj["storage"], n, batch_size, max_new_tokens, ablation)))
+    console.print_json(json.dumps(run(model, ctx.obj["storage"], n, batch_size, max_new_tokens, ablation, repeats)))
 
 
 @main.group()
@@ -292,7 +297,7 @@ def _translator(storage: str, model: str, engine: str, base_url: str, batch_size
 )
 @click.option("--engine", type=click.Choice(["transformers", "openai"]), default="transformers")
 @click.option("--base-url", default="http://127.0.0.1:8000/v1", help="openai engine: server base URL")
-@click.option("--batch-size", default=8, type=int)
+@click.option("--batch-size", default=16, type=int)
 @click.pass_context
 def translate_cmd(
     ctx: click.Context, src: str, dst: str, model: str, engine: str, base_url: str, batch_size: int
@@ -323,7 +328,7 @@ def eval_group() -> None:
 @click.option("--model", default="demo-translator")
 @click.option("--engine", type=click.Choice(["transformers", "openai"]), default="transformers")
 @click.option("--base-url", default="http://127.0.0.1:8000/v1")
-@click.option("--batch-size", default=8, type=int)
+@click.option("--batch-size", default=16, type=int)
 @click.pass_context
 def eval_translation(ctx: click.Context, n: int, model: str, engine: str, base_url: str, batch_size: int) -> None:
     """BLEU (zh tokenizer) and chrF of EN->ZH translation on the HSK sentence pairs (no cache)."""

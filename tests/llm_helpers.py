@@ -15,8 +15,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_llm(path: Path) -> Path:
-    """A 2-layer Qwen2 with hidden size 32 and a byte-level BPE tokenizer trained on a few strings."""
+def build_tiny_llm(path: Path, weight_std: float | None = None) -> Path:
+    """A 2-layer Qwen2 with hidden size 32 and a byte-level BPE tokenizer trained on a few strings; with
+    `weight_std`, every weight drawn from N(0, std) (seed 1) so that outputs depend on the input."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -54,7 +55,13 @@ def build_tiny_llm(path: Path) -> Path:
         pad_token_id=fast.pad_token_id,
         tie_word_embeddings=True,
     )
-    Qwen2ForCausalLM(config).save_pretrained(path)
+    model = Qwen2ForCausalLM(config)
+    if weight_std is not None:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0, weight_std)
+    model.save_pretrained(path)
     fast.save_pretrained(path)
     return path
 

@@ -22,6 +22,13 @@ def tiny_llm(tmp_path_factory):
     return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
 
 
+@pytest.fixture(scope="module")
+def lively_llm(tmp_path_factory):
+    """The tiny model with large random weights: its outputs depend on its input, and rows end at different
+    steps (the engine swaps linear layers for oneDNN ones at load, so weights are set before it loads)."""
+    return build_tiny_llm(tmp_path_factory.mktemp("lively-llm"), weight_std=1.0)
+
+
 def test_transformers_engine_batches_with_left_padding(tiny_llm):
     engine = TransformersEngine(str(tiny_llm))
     assert engine.tokenizer.padding_side == "left" and engine.device == "cpu"
@@ -33,18 +40,15 @@ def test_transformers_engine_batches_with_left_padding(tiny_llm):
         assert c.finish_reason in ("stop", "length") and c.completion_tokens <= 6 and c.prompt_tokens > 0
 
 
-def test_prefix_cache_gives_the_same_next_token_distribution(tiny_llm):
+def test_prefix_cache_gives_the_same_next_token_distribution(lively_llm):
     """[shared prefix from the cache][masked padding][own suffix] scores the next token exactly as the plain
-    left-padded prompt does; weights are scaled up so that the tiny model's outputs depend on its input."""
+    left-padded prompt does."""
     import torch
 
     from dataengine.translate import prompt
 
-    engine = TransformersEngine(str(tiny_llm))
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in engine.lm.parameters():
-            p.normal_(0, 0.3)
+    engine = TransformersEngine(str(lively_llm))
+    assert engine.onednn_linears == 2 * 7 + 1  # q, k, v, o, gate, up, down per layer, and the head
     msgs = [prompt.messages(t) for t in ["a", "a dog on the grass", "A red car parked on the street."]]
     rows = [engine._split(m) for m in msgs]
     prefix = rows[0][0]
@@ -81,6 +85,25 @@ def test_prefix_cache_changes_no_output(tiny_llm):
     assert cached.prefix_hits == 3 and again[0] == first[0]
     assert first == plain.generate(msgs, max_new_tokens=6, temperature=0.0)
     assert plain.prefix_hits == 0
+
+
+def test_finished_rows_leave_the_batch_without_changing_outputs(lively_llm):
+    """Rows that end early leave the batch (fewer tokens decoded), and every row's output is unchanged, with the
+    prefix cache on or off, on oneDNN or the default linear layers (token 206 taken as the end)."""
+    from dataengine.translate import prompt
+
+    msgs = [prompt.messages(t) for t in ["a", "a dog on the grass", "A red car parked.", "two cats", "12 apples"]]
+    outputs, steps = {}, {}
+    for drop, prefix, onednn in [(d, p, True) for d in (True, False) for p in (True, False)] + [(1, 1, False)]:
+        engine = TransformersEngine(str(lively_llm), drop_finished=drop, prefix_cache=prefix, onednn=onednn)
+        engine.eos_ids = {206}
+        outputs[drop, prefix] = engine.generate(msgs, max_new_tokens=12, temperature=0.0)
+        steps[drop, prefix] = engine.row_steps
+    reference = outputs[False, False]
+    assert len({c.completion_tokens for c in reference}) >= 3  # rows do end at different steps
+    assert all(out == reference for out in outputs.values())
+    ended = sum(c.completion_tokens + (c.finish_reason == "stop") for c in reference)  # each row's own steps
+    assert steps[True, True] == steps[True, False] == ended < steps[False, True] == len(msgs) * 12
 
 
 def test_transformers_engine_refuses_missing_model(tmp_path):
@@ -149,13 +172,20 @@ def test_serve_translator_speaks_openai(ray_local, tiny_llm):
         serve.shutdown()
 
 
-def test_bench_translate_reports_both_modes_and_a_cached_rerun(tiny_llm):
+def test_bench_translate_reports_both_modes_ablations_and_a_cached_rerun(tiny_llm):
     from dataengine.translate import bench
 
-    result = bench.run(str(tiny_llm), None, n=4, batch_size=4, max_new_tokens=4)
-    for mode in ("batched", "one_at_a_time", "batched_no_prefix_cache", "one_at_a_time_no_prefix_cache"):
+    result = bench.run(str(tiny_llm), None, n=4, batch_size=4, max_new_tokens=4, repeats=2)
+    assert len(result["batched"]["wall_s_runs"]) == 2 and len(result["batching_speedup_runs"]) == 2
+    for mode in [*bench.DEFAULTS, *bench.ABLATION]:
         assert result[mode]["wall_s"] >= 0 and result[mode]["prompt_tokens"] > 0
+        assert result[mode]["decoded_row_tokens"] >= result[mode]["generated_tokens"]
+    assert result["batched"]["same_translations_as_batched"]
+    assert result["one_at_a_time"]["same_translations_as_batched"]  # greedy: batching changes no output
     assert result["batched"]["prefix_cache"] and not result["batched_no_prefix_cache"]["prefix_cache"]
-    assert result["batching_speedup"] > 0 and result["batching_speedup_no_prefix_cache"] > 0
+    assert result["batched"]["drop_finished_rows"] and not result["batched_keep_finished_rows"]["drop_finished_rows"]
+    assert result["batched"]["onednn"] and not result["batched_no_onednn"]["onednn"]
+    for key in ("", "_no_prefix_cache", "_no_onednn", "_keep_finished_rows"):
+        assert result[f"batching_speedup{key}"] > 0
     assert result["cache_first_run"]["llm_calls"] > 0  # the tiny model's outputs fail validation: retried
     assert result["cache_second_run"]["llm_calls"] == result["cache_first_run"]["llm_calls"]

@@ -51,7 +51,7 @@ class Translator:
         attempts: int = 2,
         max_new_tokens: int = 384,
         temperature: float = 0.0,
-        batch_size: int = 8,
+        batch_size: int = 16,
         validation: ValidationConfig | None = None,
         context_turns: int = 2,
     ):

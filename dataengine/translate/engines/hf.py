@@ -4,6 +4,10 @@ left padding; bf16 on GPU, float32 on CPU; `trust_remote_code` only when configu
 Every request starts with the same system prompt, so by default its key/value cache is computed once per
 engine and reused (prefix caching, as vLLM does): each row of a batch is laid out as
 `[shared prefix][padding][own suffix]`, the padding masked out, positions counted over real tokens only.
+Rows that have finished leave the batch at once (as in vLLM), instead of decoding padding until the batch's
+longest row ends: `generate` stops at the first end-of-sequence and goes on from the cache without that row.
+On CPU, float32 linear layers run on oneDNN with their weights reordered once at load (`torch.utils.mkldnn`):
+the default BLAS path costs about twice as much for a few rows as for one, oneDNN far less (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class TransformersEngine(Engine):
         trust_remote_code: bool = False,
         num_threads: int | None = None,
         prefix_cache: bool = True,
+        drop_finished: bool = True,
+        onednn: bool = True,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -51,6 +57,7 @@ class TransformersEngine(Engine):
         self.tokenizer = AutoTokenizer.from_pretrained(local.path, **kw)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.lm = AutoModelForCausalLM.from_pretrained(local.path, dtype=dtype, **kw).to(self.device).eval()
+        self.onednn_linears = _to_onednn(self.lm) if onednn and self.device == "cpu" else 0
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -58,6 +65,8 @@ class TransformersEngine(Engine):
         self.prefix_cache = prefix_cache
         self._prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self.prefix_hits = 0  # rows whose shared prefix came from the cache
+        self.drop_finished = drop_finished
+        self.row_steps = 0  # tokens decoded, counting those of rows that had already ended
 
     def generate(
         self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
@@ -123,17 +132,9 @@ class TransformersEngine(Engine):
             self.prefix_hits += len(suffixes) if cached else len(suffixes) - 1
         input_ids = torch.tensor(ids, device=self.device)
         attention_mask = torch.tensor(mask, device=self.device)
-        with torch.inference_mode():
-            out = self.lm.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=pad,
-                **kwargs,
-                **sampling,
-            )
+        rows = self._decode(input_ids, attention_mask, kwargs.get("past_key_values"), max_new_tokens, sampling)
         results = []
-        for i, row in enumerate(out[:, input_ids.shape[1] :].tolist()):
+        for i, row in enumerate(rows):
             stop = next((k for k, t in enumerate(row) if t in self.eos_ids), None)
             tokens = row if stop is None else row[:stop]
             results.append(
@@ -145,6 +146,95 @@ class TransformersEngine(Engine):
                 )
             )
         return results
+
+    def _decode(
+        self, input_ids: Any, attention_mask: Any, kv: Any, max_new_tokens: int, sampling: dict[str, Any]
+    ) -> list[list[int]]:
+        """The new tokens of every row. With `drop_finished`, each `generate` call stops when some row ends; the
+        rows still going carry on from the same key/value cache (which then holds every token but the last)."""
+        import torch
+        from transformers import DynamicCache, StoppingCriteriaList
+
+        n = input_ids.shape[0]
+        new: list[list[int]] = [[] for _ in range(n)]
+        live = list(range(n))  # batch row -> original row
+        stop = StoppingCriteriaList([_any_row_ended(self.eos_ids)] if self.drop_finished else [])
+        if kv is None and self.drop_finished:
+            kv = DynamicCache(config=self.lm.config)
+        while live:
+            budget = max_new_tokens - len(new[live[0]])
+            with torch.inference_mode():
+                out = self.lm.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    max_new_tokens=budget,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    stopping_criteria=stop,
+                    return_dict_in_generate=True,
+                    **({"past_key_values": kv} if kv is not None else {}),
+                    **sampling,
+                )
+            fresh = out.sequences[:, input_ids.shape[1] :]
+            self.row_steps += fresh.shape[0] * fresh.shape[1]
+            going = []
+            for b, row in enumerate(fresh.tolist()):
+                new[live[b]].extend(row)
+                if not any(t in self.eos_ids for t in row) and len(new[live[b]]) < max_new_tokens:
+                    going.append(b)
+            if not self.drop_finished or not going:
+                break
+            keep = torch.tensor(going, device=input_ids.device)
+            kv = out.past_key_values
+            kv.batch_select_indices(keep)
+            input_ids = out.sequences[keep]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(fresh.shape)], dim=1)[keep]
+            live = [live[b] for b in going]
+        return new
+
+
+def _to_onednn(model: Any) -> int:
+    """Swap every float32 `nn.Linear` of a CPU model for a oneDNN one with its weights converted once; returns
+    how many were swapped (0 when oneDNN is unavailable). Tied weights (e.g. lm_head) become a separate copy."""
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        return 0
+
+    class OneDNNLinear(torch.nn.Module):
+        def __init__(self, dense: torch.nn.Linear):
+            super().__init__()
+            self.out_features = dense.out_features
+            self.register_buffer("weight", dense.weight.detach().to_mkldnn())
+            self.register_buffer("bias", None if dense.bias is None else dense.bias.detach().to_mkldnn())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            flat = x.reshape(-1, x.shape[-1]).contiguous().to_mkldnn()
+            y = torch.ops.aten.mkldnn_linear(flat, self.weight, self.bias).to_dense()
+            return y.reshape(*x.shape[:-1], self.out_features)
+
+    swapped = 0
+    with torch.no_grad():
+        for module in list(model.modules()):
+            for name, child in list(module.named_children()):
+                if isinstance(child, torch.nn.Linear) and child.weight.dtype == torch.float32:
+                    setattr(module, name, OneDNNLinear(child))
+                    swapped += 1
+    return swapped
+
+
+def _any_row_ended(eos_ids: set[int]) -> Any:
+    """A stopping criterion that ends `generate` for the whole batch as soon as one row emits end-of-sequence."""
+    import torch
+    from transformers import StoppingCriteria
+
+    eos = torch.tensor(sorted(eos_ids))
+
+    class AnyRowEnded(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            ended = torch.isin(input_ids[:, -1], eos.to(input_ids.device)).any()
+            return ended.expand(input_ids.shape[0]).clone()
+
+    return AnyRowEnded()
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]]) -> str:
