@@ -6,7 +6,7 @@ engine and reused (prefix caching, as vLLM does): each row of a batch is laid ou
 `[shared prefix][padding][own suffix]`, the padding masked out, positions counted over real tokens only.
 Rows that have finished leave the batch at once (as in vLLM), instead of decoding padding until the batch's
 longest row ends: `generate` stops at the first end-of-sequence and goes on from the cache without that row.
-On CPU, float32 linear layers run on oneDNN with their weights reordered once at load (`torch.utils.mkldnn`):
+On CPU, float32 linear layers run on oneDNN with their weights converted once at load (`aten.mkldnn_linear`):
 the default BLAS path costs about twice as much for a few rows as for one, oneDNN far less (BENCHMARKS.md).
 """
 
@@ -123,16 +123,15 @@ class TransformersEngine(Engine):
         pad = self.tokenizer.pad_token_id
         ids = [[*prefix, *[pad] * (width - len(s)), *s] for s in suffixes]
         mask = [[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes]
-        kwargs: dict[str, Any] = {}
+        kv = None
         if prefix:
             cached = prefix in self._prefixes
             kv = copy.deepcopy(self._prefix_kv(prefix))
             kv.batch_repeat_interleave(len(suffixes))
-            kwargs["past_key_values"] = kv
             self.prefix_hits += len(suffixes) if cached else len(suffixes) - 1
         input_ids = torch.tensor(ids, device=self.device)
         attention_mask = torch.tensor(mask, device=self.device)
-        rows = self._decode(input_ids, attention_mask, kwargs.get("past_key_values"), max_new_tokens, sampling)
+        rows = self._decode(input_ids, attention_mask, kv, max_new_tokens, sampling)
         results = []
         for i, row in enumerate(rows):
             stop = next((k for k, t in enumerate(row) if t in self.eos_ids), None)
