@@ -10,7 +10,7 @@ import pytest
 
 from dataengine.sample_data.shapes import COLOURS, Group, Scene, render
 from dataengine.scorer.examples import eval_examples, hard_negatives, is_heldout, matching_batch, texts_of
-from dataengine.scorer.lexicon import perturb, perturb_kind
+from dataengine.scorer.lexicon import perturb, perturb_kind, spatial_kind
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,8 @@ from dataengine.scorer.lexicon import perturb, perturb_kind
         ("一个红色圆形在两个蓝色正方形的左边", "zh", "spatial", {"左"}),
         ("一个红色圆形在两个蓝色正方形的左边", "zh", "object", {"圆形", "正方形"}),
         ("一个红色圆形", "zh", "count", {"一"}),
+        ("two red circles at the top", "en", "spatial", {"top"}),
+        ("两个红色圆形在上面", "zh", "spatial", {"上"}),
     ],
 )
 def test_perturb_changes_one_word_of_the_class(text, lang, kind, changed):
@@ -48,6 +50,25 @@ def test_count_change_keeps_english_grammatical():
 def test_no_class_word_means_no_negative():
     assert perturb("an abstract painting", "en", random.Random(0)) is None
     assert perturb_kind("一幅抽象画", "zh", "colour", random.Random(0)) is None
+
+
+def test_spatial_negatives_are_told_apart_as_position_or_relation():
+    assert spatial_kind("a red circle to the left of a tree", "en") == "relation"
+    assert spatial_kind("a cat below a blue star", "en") == "relation"
+    assert spatial_kind("a red circle on the left", "en") == "position"
+    assert spatial_kind("一个红色圆形在两个蓝色正方形的左边", "zh") == "relation"
+    assert spatial_kind("一个红色圆形在左边", "zh") == "position"
+    pairs = [
+        {"en": "a red circle on the right", "zh": "一个红色圆形在右边", "tiles": []},
+        {"en": "a red circle to the left of a tree", "zh": "一个红色圆形在树的左边", "tiles": []},
+    ]
+    kinds = {(r["pair"], r["kind"]) for r in eval_examples(pairs * 40) if r["label"] == 0}
+    assert {k for p, k in kinds if p % 2 == 0} >= {"position"} and "relation" not in {
+        k for p, k in kinds if p % 2 == 0
+    }
+    assert {k for p, k in kinds if p % 2 == 1} >= {"relation"} and "position" not in {
+        k for p, k in kinds if p % 2 == 1
+    }
 
 
 def test_hard_negatives_change_both_languages_in_the_same_class():
@@ -92,3 +113,15 @@ def test_shapes_world_draws_what_its_captions_say():
     assert red_x < 224 < blue_x
     above = render(Scene((Group("shape", "star", "green"), Group("digit", "7", "yellow")), "above"), random.Random(1))
     assert _centroid(above, COLOURS["green"][1])[1] < 224 < _centroid(above, COLOURS["yellow"][1])[1]
+
+
+@pytest.mark.parametrize(("place", "axis", "first"), [("left", 0, True), ("right", 0, False), ("top", 1, True),
+                                                      ("bottom", 1, False)])  # fmt: skip
+def test_one_group_scenes_draw_the_group_in_the_half_they_name(place, axis, first):
+    scene = Scene((Group("shape", "square", "blue", 2),), place=place)
+    assert scene.caption_en().startswith("two blue squares ") and scene.caption_zh().startswith("两个蓝色正方形在")
+    for seed in range(5):
+        arr = np.asarray(render(scene, random.Random(seed))).astype(int)
+        blue = np.abs(arr - np.array(COLOURS["blue"][1])).sum(-1) < 30
+        coords = np.nonzero(blue)[1 - axis]
+        assert len(coords) and ((coords.max() < 224) if first else (coords.min() >= 224))

@@ -151,18 +151,22 @@ def ensure(target: str, scale: int = 0, rebuild: bool = False, console: Console 
 
 
 def ensure_shapes(target: str, n: int, seed: int = 0, console: Console | None = None) -> str:
-    """Build the shapes world (n samples, EN + ZH captions) at `target` unless already complete."""
-    from dataengine.sample_data.shapes import write_shapes
+    """Build the shapes world (n samples, EN + ZH captions) at `target` unless a complete one of the same size,
+    seed and world version is already there."""
+    from dataengine.sample_data.shapes import WORLD_VERSION, write_shapes
 
     say = (lambda msg: console.print(msg, markup=False, highlight=False)) if console else print
+    marker = {"records": n, "seed": seed, "world": WORLD_VERSION}
     if os.path.exists(os.path.join(target, ".complete")):
-        return target
+        with open(os.path.join(target, ".complete"), encoding="utf-8") as f:
+            if json.load(f) == marker:
+                return target
     start = time.perf_counter()
     tmp = f"{os.path.abspath(target)}.tmp-{secrets.token_hex(4)}"
     try:
         write_shapes(tmp, n, seed)
         with open(os.path.join(tmp, ".complete"), "w", encoding="utf-8") as f:
-            json.dump({"records": n, "seed": seed}, f)
+            json.dump(marker, f)
         if os.path.exists(target):
             shutil.rmtree(target)
         os.rename(tmp, target)

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataengine.ids import content_hash
-from dataengine.scorer.lexicon import perturb, perturb_kind
+from dataengine.scorer.lexicon import perturb, perturb_kind, spatial_kind
 from dataengine.shards import iter_samples
 from dataengine.storage import exists, join, list_files
 
@@ -101,11 +101,14 @@ def hard_negatives(
 
 def eval_examples(pairs: Iterable[dict[str, Any]], seed: int = 1) -> list[dict[str, Any]]:
     """Held-out evaluation rows: each sample's matched caption (label 1) and a hard negative (label 0), per
-    language; the same rows for the same seed."""
+    language; the same rows for the same seed. A spatial negative's kind says what it tests: "position" (where
+    one thing is) or "relation" (where one thing is relative to another)."""
     rng = random.Random(seed)
     out = []
     for i, p in enumerate(pairs):
         neg_en, neg_zh, kind = hard_negatives(p["en"], p["zh"], rng)
+        if kind == "spatial":
+            kind = spatial_kind(p["en"], "en") if p["en"] else spatial_kind(p["zh"], "zh")
         for lang, pos, neg in (("en", p["en"], neg_en), ("zh", p["zh"], neg_zh)):
             if pos and neg:
                 out.append({"pair": i, "lang": lang, "text": pos, "label": 1, "kind": "match"})

@@ -36,6 +36,13 @@ ZH_COUNTS = ["一", "两", "三", "四", "五"]
 EN_SPATIAL = [("left", "right"), ("above", "below"), ("top", "bottom"), ("front", "behind")]
 ZH_SPATIAL = [("左", "右"), ("上", "下"), ("前", "后")]
 
+# a spatial word that relates two things ("to the left of a tree", "在树的左边") rather than placing one in the
+# picture ("on the left", "在左边"): evaluation reports the two apart, relations need binding words to objects
+_RELATION = {
+    "en": re.compile(r"\b(?:to the (?:left|right) of|above|below|in front of|behind)\b"),
+    "zh": re.compile(r"的(?:左|右|上|下|前|后)(?:边|面)"),
+}
+
 _SINGULAR = {p: s for s, p in EN_OBJECTS}
 _PLURAL = dict(EN_OBJECTS)
 
@@ -92,6 +99,11 @@ def _swap_pair(text: str, pairs: list[tuple[str, str]], rng: random.Random, lang
         return None
     hit = rng.choice(hits)
     return text[: hit.start()] + opposite[hit.group(1)] + text[hit.end() :]
+
+
+def spatial_kind(text: str, lang: str) -> str:
+    """ "relation" when the caption relates two things by a spatial word, else "position" (where one thing is)."""
+    return "relation" if _RELATION["zh" if lang == "zh" else "en"].search(text) else "position"
 
 
 def perturb_kind(text: str, lang: str, kind: str, rng: random.Random) -> str | None:

@@ -43,7 +43,7 @@ def score_examples(scorer: Any, tiles: list[list[bytes]], examples: list[dict[st
 
 def heldout_auc(scorer: Any, tiles: list[list[bytes]], examples: list[dict[str, Any]]) -> dict[str, float]:
     """auc_match_en, auc_match_zh, auc_loglik_en, auc_loglik_zh over matched vs hard-negative rows, and
-    auc_match_<kind> per kind of hard negative (colour, count, object, spatial; both languages).
+    auc_match_<kind> per kind of hard negative (colour, count, object, position, relation; both languages).
 
     A kind's AUC ranks its negatives against the matched captions of the same pictures only: against all
     matched captions, a kind that only occurs in some scenes (relations need two groups) would be credited for

@@ -47,6 +47,9 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(200, ge=1)
     tiles: Literal["thumbnail", "all"] = "thumbnail"
     max_tiles: int = Field(6, ge=1)
+    projector_lr_scale: float = Field(
+        1.0, ge=0, description="the vision-to-text projector's learning rate as a fraction of lr; 0 freezes it"
+    )
     lora_r: int = Field(16, ge=1)
     trust_remote_code: bool = False
     seed: int = 0
@@ -83,6 +86,18 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _param_groups(scorer: Any, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Optimizer groups, each with its lr `scale`: the projector's own, everything else at 1 (a projector
+    frozen by a scale of 0 has no group)."""
+    projector = scorer.model.model.multi_modal_projector
+    own = {id(p) for p in projector.parameters()}
+    rest = [p for p in scorer.model.parameters() if p.requires_grad and id(p) not in own]
+    groups = [{"params": rest, "scale": 1.0}]
+    if cfg.projector_lr_scale > 0 and (mine := [p for p in projector.parameters() if p.requires_grad]):
+        groups.append({"params": mine, "scale": cfg.projector_lr_scale})
+    return groups
 
 
 def _lora_wrapped(scorer: Any) -> bool:
@@ -160,9 +175,10 @@ def train_loop(config: dict[str, Any]) -> None:
     ckpt_dir = checkpoint.to_directory() if checkpoint is not None else None
     scorer = prepare(cfg, ckpt_dir or config["init"], device)
     scorer.model.train()
+    if cfg.projector_lr_scale == 0:  # before DDP wraps the model: frozen parameters take no part in its buckets
+        scorer.model.model.multi_modal_projector.requires_grad_(False)
     objective = ray.train.torch.prepare_model(_objective(scorer))
-    params = [p for p in scorer.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr)
+    optimizer = torch.optim.AdamW(_param_groups(scorer, cfg), lr=cfg.lr)
     if ckpt_dir is not None:
         state = torch.load(os.path.join(ckpt_dir, STATE), weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
@@ -192,7 +208,7 @@ def train_loop(config: dict[str, Any]) -> None:
             match = ex.matching_batch(rows, rng) if step >= cfg.generative_steps else None
             loss, lm, m = objective(pixel, caps, langs, match)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, step)
+                group["lr"] = learning_rate(cfg, step) * group["scale"]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
