@@ -113,15 +113,3 @@ def test_shapes_world_draws_what_its_captions_say():
     assert red_x < 224 < blue_x
     above = render(Scene((Group("shape", "star", "green"), Group("digit", "7", "yellow")), "above"), random.Random(1))
     assert _centroid(above, COLOURS["green"][1])[1] < 224 < _centroid(above, COLOURS["yellow"][1])[1]
-
-
-@pytest.mark.parametrize(("place", "axis", "first"), [("left", 0, True), ("right", 0, False), ("top", 1, True),
-                                                      ("bottom", 1, False)])  # fmt: skip
-def test_one_group_scenes_draw_the_group_in_the_half_they_name(place, axis, first):
-    scene = Scene((Group("shape", "square", "blue", 2),), place=place)
-    assert scene.caption_en().startswith("two blue squares ") and scene.caption_zh().startswith("两个蓝色正方形在")
-    for seed in range(5):
-        arr = np.asarray(render(scene, random.Random(seed))).astype(int)
-        blue = np.abs(arr - np.array(COLOURS["blue"][1])).sum(-1) < 30
-        coords = np.nonzero(blue)[1 - axis]
-        assert len(coords) and ((coords.max() < 224) if first else (coords.min() >= 224))

@@ -112,6 +112,19 @@ def test_tiny_preset_starts_with_2d_position_codes(tiny_path):
     assert (same_row[:, :48] == same_row[0, :48]).all() and not (same_row[:, 48:] == same_row[0, 48:]).all()
 
 
+def test_position_probe_finds_where_the_tiny_presets_visual_tokens_sit(tiny_path):
+    """Untrained, the tiny preset's visual tokens still carry their sine-cosine position codes through the
+    projector; shuffling the tokens within each picture destroys what the probe finds."""
+    from dataengine.scorer import metrics
+
+    scorer = load(tiny_path, device="cpu")
+    tiles = [tile_encoded(shapes_png(seed)[0]).tiles for seed in range(12)]
+    assert metrics.position_r2(scorer, tiles) > 0.5
+    real = scorer.image_features
+    scorer.image_features = lambda pv: real(pv)[:, torch.randperm(49)]
+    assert metrics.position_r2(scorer, tiles) < 0.1
+
+
 def test_per_kind_auc_ranks_negatives_against_their_own_pictures():
     """A kind's AUC compares its negatives with the matched captions of the same pictures only."""
     from dataengine.scorer import metrics

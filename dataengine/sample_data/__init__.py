@@ -159,7 +159,7 @@ def ensure_shapes(target: str, n: int, seed: int = 0, console: Console | None = 
     marker = {"records": n, "seed": seed, "world": WORLD_VERSION}
     if os.path.exists(os.path.join(target, ".complete")):
         with open(os.path.join(target, ".complete"), encoding="utf-8") as f:
-            if json.load(f) == marker:
+            if {"world": 1, **json.load(f)} == marker:  # markers before versioning are world 1
                 return target
     start = time.perf_counter()
     tmp = f"{os.path.abspath(target)}.tmp-{secrets.token_hex(4)}"

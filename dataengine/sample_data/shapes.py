@@ -1,10 +1,7 @@
 """The shapes world: 448x448 images of coloured shapes, digits and short words with exact EN and ZH captions.
 
-Each image is drawn from a scene (one group anywhere, one group in a named half of the picture, or two groups
-and where the first sits relative to the second), and both captions are rendered from the same scene, so they
-are exact. One-group scenes that say where the group is ("a red circle on the left") teach a model trained from
-scratch what the position words mean on its own, before it must bind them to one of two groups: without them
-the tiny scorer never learnt relations (BENCHMARKS.md). The scorer's proof trains on
+Each image is drawn from a scene (one or two groups of objects, and where the first group sits relative to the
+second), and both captions are rendered from the same scene, so they are exact. The scorer's proof trains on
 it: a caption either describes the picture or is a hard negative (one colour, count, object or spatial word
 changed, see `dataengine.scorer.lexicon`).
 """
@@ -22,7 +19,7 @@ from PIL import Image, ImageDraw
 from dataengine.sample_data.common import font
 
 SIZE = 448
-WORLD_VERSION = 2  # bumped when scenes or captions change: ensure_shapes rebuilds an older world
+WORLD_VERSION = 1  # bump when scenes or captions change: ensure_shapes then rebuilds an older world
 COLOURS = {  # EN name -> (ZH name, RGB)
     "red": ("红色", (220, 40, 40)),
     "green": ("绿色", (40, 160, 60)),
@@ -38,13 +35,6 @@ RELATIONS = {  # EN phrase, ZH suffix, axis the groups are split along, and whet
     "right": ("to the right of", "的右边", "x", False),
     "above": ("above", "的上面", "y", True),
     "below": ("below", "的下面", "y", False),
-}
-
-PLACES = {  # one group in a half of the picture: EN phrase, ZH suffix, axis, and whether it is the first half
-    "left": ("on the left", "在左边", "x", True),
-    "right": ("on the right", "在右边", "x", False),
-    "top": ("at the top", "在上面", "y", True),
-    "bottom": ("at the bottom", "在下面", "y", False),
 }
 
 
@@ -76,16 +66,15 @@ class Group:
 class Scene:
     groups: tuple[Group, ...]
     relation: str | None = None  # where groups[0] is relative to groups[1]
-    place: str | None = None  # where a single group is (a PLACES key), or None for anywhere
 
     def caption_en(self) -> str:
         if len(self.groups) == 1:
-            return self.groups[0].en() + (f" {PLACES[self.place][0]}" if self.place else "")
+            return self.groups[0].en()
         return f"{self.groups[0].en()} {RELATIONS[self.relation][0]} {self.groups[1].en()}"
 
     def caption_zh(self) -> str:
         if len(self.groups) == 1:
-            return self.groups[0].zh() + (PLACES[self.place][1] if self.place else "")
+            return self.groups[0].zh()
         return f"{self.groups[0].zh()}在{self.groups[1].zh()}{RELATIONS[self.relation][1]}"
 
 
@@ -105,14 +94,9 @@ def random_group(rng: random.Random, exclude: Group | None = None) -> Group:
 
 
 def random_scene(rng: random.Random) -> Scene:
-    """Half the scenes have two groups and a relation; a quarter one group in a named half; a quarter one group
-    anywhere."""
     first = random_group(rng)
-    roll = rng.random()
-    if roll < 0.25:
+    if rng.random() < 0.5:
         return Scene((first,))
-    if roll < 0.5:
-        return Scene((first,), place=rng.choice(list(PLACES)))
     return Scene((first, random_group(rng, exclude=first)), rng.choice(list(RELATIONS)))
 
 
@@ -138,28 +122,19 @@ def _draw_object(draw: ImageDraw.ImageDraw, group: Group, box: tuple[int, int, i
         draw.text(((x0 + x1) / 2, (y0 + y1) / 2), group.name, fill=rgb, font=font(px), anchor="mm")
 
 
-def _halves(axis: str) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
-    """(first, second) half of the picture along `axis`: left/right for x, top/bottom for y."""
-    half = SIZE // 2
-    if axis == "x":
-        return (0, 0, half, SIZE), (half, 0, SIZE, SIZE)
-    return (0, 0, SIZE, half), (0, half, SIZE, SIZE)
-
-
 def render(scene: Scene, rng: random.Random) -> Image.Image:
-    """Draw a scene: one group anywhere or in its named half; two groups in opposite halves as the relation
-    says."""
+    """Draw a scene: one group anywhere; two groups in opposite halves as the relation says."""
     shade = rng.randint(225, 250)
     img = Image.new("RGB", (SIZE, SIZE), (shade, shade, rng.randint(215, 250)))
     draw = ImageDraw.Draw(img)
-    if len(scene.groups) == 1 and scene.place:
-        _, _, axis, first = PLACES[scene.place]
-        regions = [_halves(axis)[0 if first else 1]]
-    elif len(scene.groups) == 1:
+    if len(scene.groups) == 1:
         regions = [(0, 0, SIZE, SIZE)]
     else:
         _, _, axis, first_before = RELATIONS[scene.relation]
-        a, b = _halves(axis)
+        half = SIZE // 2
+        a, b = (
+            ((0, 0, half, SIZE), (half, 0, SIZE, SIZE)) if axis == "x" else ((0, 0, SIZE, half), (0, half, SIZE, SIZE))
+        )
         regions = [a, b] if first_before else [b, a]
     for group, (rx0, ry0, rx1, ry1) in zip(scene.groups, regions, strict=True):
         cols, rows = (2, 2) if (rx1 - rx0) == (ry1 - ry0) else ((1, 3) if rx1 - rx0 < ry1 - ry0 else (3, 1))

@@ -162,7 +162,7 @@ def train_loop(config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch
 
-    from dataengine.scorer.metrics import heldout_auc
+    from dataengine.scorer.metrics import heldout_auc, position_r2
     from dataengine.shards import pixel_values
 
     cfg = TrainConfig.model_validate(config["train"])
@@ -223,6 +223,7 @@ def train_loop(config: dict[str, Any]) -> None:
                 if rank == 0:
                     scorer.model.eval()
                     record.update(heldout_auc(scorer, held["tiles"], held["examples"]))
+                    record["visual_position_r2"] = round(position_r2(scorer, held["tiles"]), 3)
                     scorer.model.train()
                     history.append(record)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
