@@ -125,6 +125,21 @@ def test_position_probe_finds_where_the_tiny_presets_visual_tokens_sit(tiny_path
     assert metrics.position_r2(scorer, tiles) < 0.1
 
 
+def test_projector_learning_rate_groups(tiny_path):
+    from dataengine.scorer.train import TrainConfig, _param_groups
+
+    scorer = load(tiny_path, device="cpu")
+    projector = {id(p) for p in scorer.model.model.multi_modal_projector.parameters()}
+    (one,) = _param_groups(scorer, TrainConfig())  # the default: one group in model order, as before the option
+    assert [id(p) for p in one["params"]] == [id(p) for p in scorer.model.parameters()] and one["scale"] == 1.0
+    rest, mine = _param_groups(scorer, TrainConfig(projector_lr_scale=0.1))
+    assert {id(p) for p in mine["params"]} == projector and mine["scale"] == 0.1
+    assert not projector & {id(p) for p in rest["params"]}
+    scorer.model.model.multi_modal_projector.requires_grad_(False)  # what train_loop does at scale 0
+    (frozen,) = _param_groups(scorer, TrainConfig(projector_lr_scale=0))
+    assert not projector & {id(p) for p in frozen["params"]}
+
+
 def test_per_kind_auc_ranks_negatives_against_their_own_pictures():
     """A kind's AUC compares its negatives with the matched captions of the same pictures only."""
     from dataengine.scorer import metrics

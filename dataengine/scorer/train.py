@@ -89,13 +89,15 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 
 def _param_groups(scorer: Any, cfg: TrainConfig) -> list[dict[str, Any]]:
-    """Optimizer groups, each with its lr `scale`: the projector's own, everything else at 1 (a projector
-    frozen by a scale of 0 has no group)."""
-    projector = scorer.model.model.multi_modal_projector
-    own = {id(p) for p in projector.parameters()}
-    rest = [p for p in scorer.model.parameters() if p.requires_grad and id(p) not in own]
-    groups = [{"params": rest, "scale": 1.0}]
-    if cfg.projector_lr_scale > 0 and (mine := [p for p in projector.parameters() if p.requires_grad]):
+    """Optimizer groups, each with its lr `scale`. At scale 1 one group of every trainable parameter in model
+    order, as checkpoints before this option hold; otherwise the projector gets a group of its own (none when
+    frozen at 0)."""
+    trainable = [p for p in scorer.model.parameters() if p.requires_grad]
+    if cfg.projector_lr_scale == 1:
+        return [{"params": trainable, "scale": 1.0}]
+    own = {id(p) for p in scorer.model.model.multi_modal_projector.parameters()}
+    groups = [{"params": [p for p in trainable if id(p) not in own], "scale": 1.0}]
+    if cfg.projector_lr_scale > 0 and (mine := [p for p in trainable if id(p) in own]):
         groups.append({"params": mine, "scale": cfg.projector_lr_scale})
     return groups
 
@@ -208,7 +210,7 @@ def train_loop(config: dict[str, Any]) -> None:
             match = ex.matching_batch(rows, rng) if step >= cfg.generative_steps else None
             loss, lm, m = objective(pixel, caps, langs, match)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, step) * group["scale"]
+                group["lr"] = learning_rate(cfg, step) * group.get("scale", 1.0)  # older checkpoints: no scale
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
