@@ -47,7 +47,7 @@ def position_r2(scorer: Any, tiles: list[list[bytes]], limit: int = 64) -> float
     language model receives, the projector's output: R^2 on a quarter of `limit` pictures, fitted on the rest.
 
     Near 0, no word about position can be checked against the picture. The tiny preset starts near 0.9 (its
-    vision tower has 2D sine-cosine position codes); trained, its projector squeezed it to 0.02 (BENCHMARKS.md).
+    vision tower has 2D sine-cosine position codes); trained, its projector squeezed it to 0.01-0.04 (BENCHMARKS.md).
     """
     import torch
 
