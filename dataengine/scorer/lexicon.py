@@ -53,14 +53,15 @@ class Negative:
     kind: str  # colour | count | object | spatial
 
 
+def _find(text: str, words: list[str], lang: str) -> list[re.Match[str]]:
+    """Every occurrence of one of `words` in `text`, in order (whole words in English, longest first)."""
+    alternation = "(" + "|".join(map(re.escape, sorted(words, key=len, reverse=True))) + ")"
+    return list(re.finditer(rf"\b{alternation}\b" if lang == "en" else alternation, text))
+
+
 def _swap_word(text: str, words: list[str], rng: random.Random, lang: str) -> str | None:
     """Replace one occurrence of one of `words` with another of them (whole words in English)."""
-    pattern = (
-        r"\b(" + "|".join(map(re.escape, words)) + r")\b"
-        if lang == "en"
-        else "(" + "|".join(map(re.escape, words)) + ")"
-    )
-    hits = list(re.finditer(pattern, text))
+    hits = _find(text, words, lang)
     if not hits:
         return None
     hit = rng.choice(hits)
@@ -92,24 +93,11 @@ def _en_count(text: str, rng: random.Random) -> str | None:
 def _swap_pair(text: str, pairs: list[tuple[str, str]], rng: random.Random, lang: str) -> str | None:
     """Flip one spatial word to its opposite (left <-> right, 上 <-> 下)."""
     opposite = {a: b for a, b in pairs} | {b: a for a, b in pairs}
-    words = sorted(opposite, key=len, reverse=True)
-    pattern = r"\b(" + "|".join(words) + r")\b" if lang == "en" else "(" + "|".join(words) + ")"
-    hits = list(re.finditer(pattern, text))
+    hits = _find(text, list(opposite), lang)
     if not hits:
         return None
     hit = rng.choice(hits)
     return text[: hit.start()] + opposite[hit.group(1)] + text[hit.end() :]
-
-
-def _mentions(text: str, lang: str, which: str) -> list[re.Match[str]]:
-    """Every colour (or object) word of a caption, in order."""
-    if lang == "en":
-        words = EN_COLOURS if which == "colour" else [w for pair in EN_OBJECTS for w in pair]
-        pattern = r"\b(" + "|".join(sorted(words, key=len, reverse=True)) + r")\b"
-    else:
-        words = ZH_COLOURS if which == "colour" else ZH_OBJECTS
-        pattern = "(" + "|".join(sorted(words, key=len, reverse=True)) + ")"
-    return list(re.finditer(pattern, text))
 
 
 def swap_mentions(text: str, lang: str, which: str) -> str | None:
@@ -118,7 +106,11 @@ def swap_mentions(text: str, lang: str, which: str) -> str | None:
     other thing, so the negative cannot be told apart by what is present, only by what goes with what (an
     attribute-binding negative, as NegCLIP's swaps). The same mentions in the same order in both languages give
     the same swap. None when the caption has no two different ones."""
-    hits = _mentions(text, lang, which)
+    if lang == "en":
+        words = EN_COLOURS if which == "colour" else [w for pair in EN_OBJECTS for w in pair]
+    else:
+        words = ZH_COLOURS if which == "colour" else ZH_OBJECTS
+    hits = _find(text, words, lang)
     plural_aware = lang == "en" and which == "object"
     base = (lambda w: _SINGULAR.get(w, w)) if plural_aware else (lambda w: w)
     first = hits[0] if hits else None
