@@ -10,11 +10,11 @@ import pytest
 
 from dataengine.sample_data.shapes import COLOURS, Group, Scene, render
 from dataengine.scorer.examples import (
-    binding_negatives,
     eval_examples,
     hard_negatives,
     is_heldout,
     matching_batch,
+    swapped_pair,
     texts_of,
 )
 from dataengine.scorer.lexicon import KINDS, perturb, perturb_kind, spatial_kind, swap_mentions
@@ -95,7 +95,7 @@ def test_binding_negatives_exchange_two_words_and_keep_every_word_present():
     assert swap_mentions(zh, "zh", "object") == "两个红色正方形在一个蓝色圆形的左边"
     assert swap_mentions("a red circle above a red star", "en", "colour") is None  # nothing different to swap
     assert swap_mentions("a red circle", "en", "object") is None
-    assert binding_negatives("a red circle", "一个红色圆形", random.Random(0)) == (None, None)
+    assert swapped_pair("a red circle", "一个红色圆形", random.Random(0)) == (None, None)
     seen = set()
     for seed in range(20):
         new_en, new_zh, kind = hard_negatives(en, zh, random.Random(seed), prefer="binding")

@@ -85,7 +85,7 @@ def is_heldout(sample_id: str, fraction: float) -> bool:
     return int(digest, 16) / 16 ** len(digest) < fraction
 
 
-def binding_negatives(en: str | None, zh: str | None, rng: random.Random) -> tuple[str | None, str | None]:
+def swapped_pair(en: str | None, zh: str | None, rng: random.Random) -> tuple[str | None, str | None]:
     """(en', zh'): the same two colours (or, failing that, objects) exchanged in both captions, or Nones."""
     order = ["colour", "object"] if rng.random() < 0.5 else ["object", "colour"]
     for which in order:
@@ -101,7 +101,7 @@ def hard_negatives(
 ) -> tuple[str | None, str | None, str | None]:
     """(en', zh', kind): both captions changed in the same class of word where possible; the `prefer` class
     first when the caption has a word of it ("binding": two of its words exchanged)."""
-    if prefer == "binding" and (swapped := binding_negatives(en, zh, rng)) != (None, None):
+    if prefer == "binding" and (swapped := swapped_pair(en, zh, rng)) != (None, None):
         return *swapped, "binding"
     if prefer in KINDS and en and (text := perturb_kind(en, "en", prefer, rng)) is not None and text != en:
         return text, (perturb_kind(zh, "zh", prefer, rng) if zh else None), prefer
