@@ -15,7 +15,7 @@ from scorer_helpers import save_tiny_scorer
 
 from dataengine import pipeline, runner, sample_data
 from dataengine.scorer.model import load
-from dataengine.scorer.train import STATE, TrainConfig, grid_targets, train
+from dataengine.scorer.train import STATE, TrainConfig, grid_targets, prepare, train
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,8 @@ def test_lora_fine_tune_of_a_plain_checkpoint(shapes_output, tmp_path):
     tiny.tokenizer.save_pretrained(plain)
     cfg = TrainConfig(name="lora", base=str(plain), workers=1, steps=6, generative_steps=3, eval_every=6,
                       checkpoint_every=3, lr=5e-2, lora_r=4)  # fmt: skip
+    trainable = [n for n, p in prepare(cfg, None, "cpu").model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)  # what trains is what is saved and merged
     metrics = train(output, cfg, str(storage))
     merged_dir = storage / "models" / "lora" / "v1" / "model"
     assert not (merged_dir / "adapter_config.json").exists()

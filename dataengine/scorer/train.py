@@ -140,7 +140,7 @@ def _lora_wrapped(scorer: Any) -> bool:
 
 def prepare(cfg: TrainConfig, source: str | None, device: str) -> Any:
     """The scorer to train: the tiny preset's full weights (from init or a checkpoint), or a real checkpoint
-    with LoRA adapters on its language model (new, or restored from a checkpoint's adapter/)."""
+    with LoRA adapters on its language model (new, or restored from a checkpoint's adapter/), all else frozen."""
     if cfg.base == "tiny":
         return load(source, device=device)
     from peft import LoraConfig, PeftModel, get_peft_model
@@ -155,6 +155,9 @@ def prepare(cfg: TrainConfig, source: str | None, device: str) -> Any:
         targets = ["q_proj", "k_proj", "v_proj", "o_proj"]
         lm = get_peft_model(lm, LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules=targets))
     scorer.model.model.language_model = lm
+    # only the adapters train: they alone are checkpointed and merged, so the held-out AUC is the exported model's
+    scorer.model.model.vision_tower.requires_grad_(False)
+    scorer.model.model.multi_modal_projector.requires_grad_(False)
     return scorer
 
 
