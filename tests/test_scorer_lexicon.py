@@ -52,6 +52,10 @@ def test_count_change_keeps_english_grammatical():
         for count, noun in ((words[0], words[2]), (words[4], words[6])):
             assert (count in ("a", "an", "one")) == (not noun.endswith("s")), new
     assert len(seen) > 3
+    # with no adjective the article agrees with the noun: no "an cat" for the model to learn as a tell
+    texts = ("two cats", "two orange cats")
+    singular = {perturb_kind(t, "en", "count", random.Random(s)) for t in texts for s in range(30)}
+    assert {"a cat", "an orange cat"} <= singular and not {"an cat", "a orange cat"} & singular
 
 
 def test_no_class_word_means_no_negative():

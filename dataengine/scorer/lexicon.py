@@ -82,9 +82,8 @@ def _en_count(text: str, rng: random.Random) -> str | None:
     new_n = rng.choice([n for n in range(1, len(EN_COUNTS) + 1) if n != old_n])
     noun = hit.group(3)
     noun = _PLURAL.get(noun, noun) if new_n > 1 else _SINGULAR.get(noun, noun)
-    word = (
-        EN_COUNTS[new_n - 1] if new_n > 1 or old == "one" else ("an" if hit.group(2).strip()[:1] in "aeiou" else "a")
-    )
+    following = (hit.group(2).strip() or noun)[:1].lower()  # the article agrees with the next word's sound
+    word = EN_COUNTS[new_n - 1] if new_n > 1 or old == "one" else ("an" if following in "aeiou" else "a")
     if hit.group(1)[0].isupper():
         word = word.capitalize()
     return text[: hit.start()] + f"{word}{hit.group(2)} {noun}" + text[hit.end() :]
