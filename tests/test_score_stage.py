@@ -5,10 +5,12 @@ through the `serve scorer` endpoint on Ray Serve."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import socket
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -97,6 +99,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def _post(url: str, body: dict) -> tuple[int, dict]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
@@ -122,6 +128,7 @@ def test_serve_scorer_and_endpoint_backend(ray_local, dataset):
         with urllib.request.urlopen(f"{base}/healthz", timeout=30) as resp:
             assert json.loads(resp.read()) == {"status": "ok", "model": "tiny-test:v1"}
         png, en, zh = shapes_png(100)
+        tile = tile_encoded(png).tiles[-1]
         local = Scorer(load(path, device="cpu")).score([Item(tile_encoded(png).tiles, en, zh)])[0]
         status, by_image = _post(
             f"{base}/v1/score", {"image": base64.b64encode(png).decode(), "texts": {"en": en, "zh": zh}}
@@ -137,9 +144,28 @@ def test_serve_scorer_and_endpoint_backend(ray_local, dataset):
             ({"image": base64.b64encode(b"not an image").decode(), "texts": {"en": "x"}}, "not a decodable image"),
             ({"tiles": [], "texts": {"en": "x"}}, "non-empty"),
             ({"image": base64.b64encode(png).decode(), "texts": {}}, "texts must be"),
+            ({"image": base64.b64encode(png).decode(), "texts": {"en": 5, "zh": "猫"}}, "object of strings"),
+            ({"tiles": [b64(png)], "texts": {"en": "x"}}, "must be JPEG"),
+            ({"tiles": [b64(encode(textured(1, (224, 224))))], "texts": {"en": "x"}}, "224x224, not 448x448"),
+            ({"tiles": [b64(tile)] * 41, "texts": {"en": "x"}}, "over the limit"),
         ]:
             status, body = _post(f"{base}/v1/score", bad)
             assert status == 400 and why in body["error"], body
+        # a body declared too large is refused before it is read
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.putrequest("POST", "/v1/score")
+        conn.putheader("Content-Length", str(10**12))
+        conn.endheaders()
+        resp = conn.getresponse()
+        assert resp.status == 400 and "body over" in json.loads(resp.read())["error"]
+        conn.close()
+        # a tile whose header passes but whose data is broken fails its own request only, even when batched
+        good = {"tiles": [b64(tile)], "texts": {"en": en}}
+        broken = {"tiles": [b64(tile[: len(tile) // 2])], "texts": {"en": en}}
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda b: _post(f"{base}/v1/score", b), [good, broken] * 4))
+        assert all(st == 200 and r["match_en"] is not None for st, r in answers[0::2]), answers
+        assert all(st == 422 and "could not score" in r["error"] for st, r in answers[1::2]), answers
         # the batch stage through the endpoint gives the in-process scores
         via_http = _run(
             dataset, _spec({"backend": "endpoint", "endpoint": base, "compute": {"kind": "actors", "size": 1}}, None)

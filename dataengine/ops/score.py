@@ -110,12 +110,12 @@ class ScoreBatches:
         return self._request("/v1/score", body)
 
     def _score(self, items: list[dict[str, Any]]) -> list[dict[str, Any] | Exception]:
-        if self.scorer is None:
-            futures = [self.pool.submit(self._post, it) for it in items]
+        if self.scorer is None:  # no request for a sample without text: null scores, as the actors give it
+            futures = [self.pool.submit(self._post, it) if any(it["texts"].values()) else None for it in items]
             out: list[dict[str, Any] | Exception] = []
             for fut in futures:
                 try:
-                    out.append(fut.result())
+                    out.append(fut.result() if fut is not None else dict.fromkeys(SCORE_COLUMNS))
                 except Exception as exc:  # one failed request rejects its sample only
                     out.append(exc)
             return out

@@ -23,6 +23,8 @@ from starlette.responses import JSONResponse
 
 MAX_PIXELS = 50_000_000  # decompression-bomb limit, read from the header before decoding
 MAX_BODY = 64 * 1024 * 1024
+MAX_TILES = 40  # tiles one request may send (InternVL's largest dynamic grid + thumbnail fits)
+TILE_SIZE = 448
 
 
 class BadRequest(ValueError):
@@ -51,6 +53,46 @@ def confined(uri: str, root: str | None) -> str:
     return real
 
 
+def _checked_tile(data: bytes) -> bytes:
+    """A client's tile, refused unless its JPEG header says 448x448: no decode of a bomb or a misfit."""
+    import simplejpeg
+
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        raise BadRequest("tiles[] must be JPEG images") from None
+    if (width, height) != (TILE_SIZE, TILE_SIZE):
+        raise BadRequest(f"a tile is {width}x{height}, not {TILE_SIZE}x{TILE_SIZE}")
+    return data
+
+
+def texts_of_body(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(en, zh) from the request: each a string or absent, at least one non-empty."""
+    texts = body.get("texts")
+    if not isinstance(texts, dict) or any(
+        texts.get(k) is not None and not isinstance(texts[k], str) for k in ("en", "zh")
+    ):
+        raise BadRequest('texts must be an object of strings: {"en": ..., "zh": ...}')
+    en, zh = texts.get("en") or None, texts.get("zh") or None
+    if en is None and zh is None:
+        raise BadRequest('texts must be an object with "en" and/or "zh" strings')
+    return en, zh
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refused as soon as it is known to exceed MAX_BODY (declared length, then as read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        raise BadRequest(f"body over {MAX_BODY} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise BadRequest(f"body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def tiles_of(body: dict[str, Any], max_tiles: int, image_root: str | None) -> list[bytes]:
     """The request's tiles: given, or cut from its image (bytes or a confined path)."""
     import io
@@ -63,7 +105,9 @@ def tiles_of(body: dict[str, Any], max_tiles: int, image_root: str | None) -> li
         tiles = body["tiles"]
         if not isinstance(tiles, list) or not tiles:
             raise BadRequest("tiles must be a non-empty list")
-        return [_b64(t, "tiles[]") for t in tiles]
+        if len(tiles) > MAX_TILES:
+            raise BadRequest(f"{len(tiles)} tiles, over the limit of {MAX_TILES}")
+        return [_checked_tile(_b64(t, "tiles[]")) for t in tiles]
     if "image" in body:
         data = _b64(body["image"], "image")
     elif "image_uri" in body:
@@ -92,7 +136,18 @@ class ScorerServer:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
     async def _score(self, items: list[Any]) -> list[dict[str, Any]]:
-        return self.scorer.score(items)
+        """Scores for a batch of requests; if the batch fails, each is scored alone so that one bad request
+        fails only itself (its result then carries "error")."""
+        try:
+            return self.scorer.score(items)
+        except Exception:
+            out = []
+            for item in items:
+                try:
+                    out.append(self.scorer.score([item])[0])
+                except Exception as exc:
+                    out.append({"error": f"could not score: {type(exc).__name__}: {exc}"[:300]})
+            return out
 
     async def __call__(self, request: Request) -> JSONResponse:
         from dataengine.scorer.scoring import Item
@@ -103,21 +158,16 @@ class ScorerServer:
         if request.method != "POST" or not path.endswith("/v1/score"):
             return JSONResponse({"error": f"no route {request.method} {path}"}, status_code=404)
         try:
-            raw = await request.body()
-            if len(raw) > MAX_BODY:
-                raise BadRequest(f"body over {MAX_BODY} bytes")
-            body = json.loads(raw)
+            body = json.loads(await read_body(request))
             if not isinstance(body, dict):
                 raise BadRequest("body must be a JSON object")
-            texts = body.get("texts")
-            if not isinstance(texts, dict) or not any(
-                isinstance(texts.get(k), str) and texts[k] for k in ("en", "zh")
-            ):
-                raise BadRequest('texts must be an object with "en" and/or "zh" strings')
+            en, zh = texts_of_body(body)
             tiles = tiles_of(body, self.scorer.model.meta.max_tiles, self.image_root)
         except (BadRequest, ValueError, OSError) as exc:
             return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
-        result = await self._score(Item(tiles, texts.get("en") or None, texts.get("zh") or None))
+        result = await self._score(Item(tiles, en, zh))
+        if "error" in result:
+            return JSONResponse({"error": result["error"]}, status_code=422)
         return JSONResponse({"model": self.scorer.label, **result})
 
 
