@@ -155,9 +155,10 @@ def prepare(cfg: TrainConfig, source: str | None, device: str) -> Any:
         targets = ["q_proj", "k_proj", "v_proj", "o_proj"]
         lm = get_peft_model(lm, LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules=targets))
     scorer.model.model.language_model = lm
-    # only the adapters train: they alone are checkpointed and merged, so the held-out AUC is the exported model's
-    scorer.model.model.vision_tower.requires_grad_(False)
-    scorer.model.model.multi_modal_projector.requires_grad_(False)
+    # only the adapters train (not the vision tower, projector or an untied lm_head): they alone are checkpointed
+    # and merged, so the held-out AUC is the exported model's
+    for pname, param in scorer.model.named_parameters():
+        param.requires_grad_("lora_" in pname)
     return scorer
 
 
