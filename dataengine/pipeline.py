@@ -105,6 +105,8 @@ class PipelineSpec(Strict):
         for late in ("translate", "tile", "score"):  # costly stages work on surviving samples only
             if "dedup" in ops and late in ops and ops.index(late) < ops.index("dedup"):
                 raise ValueError(f"stages: '{late}' must come after 'dedup' (only surviving samples are processed)")
+        if "score" in ops and not self.stage("tile").thumbnail:
+            raise ValueError("stages: 'score' needs tile.thumbnail: true (the scorer sees the picture through it)")
         if "filter" in ops and self.stage("filter").cutoff is not None:
             raise ValueError("stages: filter.cutoff is computed from keep_top_fraction; do not set it")
         if "dedup" in ops and self.stage("dedup").key == "image+text" and "text" not in ops[: ops.index("dedup")]:

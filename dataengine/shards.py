@@ -34,6 +34,17 @@ def iter_samples(
                 yield from zip(batch.column("id").to_pylist(), batch.column("tiles").to_pylist(), strict=True)
 
 
+def without_thumbnail(uri: str) -> list[str]:
+    """Ids of samples cut into several tiles with no thumbnail (tile stage run with `thumbnail: false`)."""
+    out = []
+    for shard in shard_files(uri):
+        fs, path = resolve(shard)
+        with fs.open_input_file(path) as f:
+            rows = pq.read_table(f, columns=["id", "num_tiles", "thumbnail"]).to_pylist()
+        out += [r["id"] for r in rows if r["num_tiles"] > 1 and not r["thumbnail"]]
+    return out
+
+
 def pixel_values(tiles: list[bytes]) -> np.ndarray:
     """(N, 3, 448, 448) float32, ImageNet-normalised, from JPEG tiles."""
     return to_pixel_values([simplejpeg.decode_jpeg(t, colorspace="RGB") for t in tiles])

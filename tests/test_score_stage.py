@@ -182,6 +182,9 @@ def test_serve_scorer_and_endpoint_backend(ray_local, dataset):
 
 def test_pipeline_rules_for_score_and_filter():
     base = [{"op": "resolve"}, {"op": "image"}, {"op": "text"}, {"op": "language"}]
+    with pytest.raises(pipeline.PipelineError, match="thumbnail"):
+        no_thumb = [*base, {"op": "tile", "thumbnail": False}, {"op": "score", "model": "m"}, {"op": "export"}]
+        pipeline.parse({"name": "x", "stages": no_thumb})
     with pytest.raises(pipeline.PipelineError, match="needs"):
         pipeline.parse({"name": "x", "stages": [*base, {"op": "score", "model": "m"}, {"op": "export"}]})
     with pytest.raises(pipeline.PipelineError, match="before 'score'"):

@@ -146,3 +146,21 @@ def test_shapes_world_draws_what_its_captions_say():
     assert red_x < 224 < blue_x
     above = render(Scene((Group("shape", "star", "green"), Group("digit", "7", "yellow")), "above"), random.Random(1))
     assert _centroid(above, COLOURS["green"][1])[1] < 224 < _centroid(above, COLOURS["yellow"][1])[1]
+
+
+def test_training_pairs_refuse_a_run_tiled_without_thumbnails(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataengine.scorer.examples import load_pairs
+
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "tiles").mkdir()
+    pq.write_table(pa.table({"id": ["a", "b"], "language": ["en", "en"], "caption": ["a red circle", "a cat"],
+                             "caption_zh": [None, None], "conversations": [None, None],
+                             "conversations_zh": [None, None]}), tmp_path / "samples" / "part-0.parquet")  # fmt: skip
+    shard = {"id": ["a", "b"], "num_tiles": [1, 2], "thumbnail": [False, False], "tiles": [[b"x"], [b"l", b"r"]]}
+    pq.write_table(pa.table(shard), tmp_path / "tiles" / "shard-0.parquet")
+    with pytest.raises(ValueError, match="no thumbnail"):  # "b" would be trained on its right half alone
+        load_pairs(str(tmp_path))
+    assert load_pairs(str(tmp_path), tiles="all").num_rows == 2

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from dataengine.ids import content_hash
 from dataengine.scorer.lexicon import KINDS, perturb, perturb_kind, spatial_kind, swap_mentions
-from dataengine.shards import iter_samples
+from dataengine.shards import iter_samples, without_thumbnail
 from dataengine.storage import exists, join, list_files
 
 PAIRS_SCHEMA = pa.schema(
@@ -67,6 +67,11 @@ def load_pairs(output: str, *, tiles: str = "thumbnail", limit: int | None = Non
             t = texts_of(row)
             if t["en"] or t["zh"]:
                 texts[row["id"]] = t
+    if tiles == "thumbnail" and (missing := without_thumbnail(output)):
+        raise ValueError(
+            f"{len(missing)} samples of {output} (e.g. {missing[0]}) have several tiles and no thumbnail: the scorer "
+            "sees the picture through its thumbnail, so tile the run with thumbnail: true"
+        )
     rows = []
     for sid, sample_tiles in iter_samples(output):
         if sid in texts:
