@@ -82,6 +82,9 @@ def test_save_load_round_trip_and_resolution(tiny_path, tmp_path):
         resolve_model("tiny-test:v9", storage)
     with pytest.raises(FileNotFoundError, match="train one"):
         resolve_model("nothing-here", storage)
+    for escape in ("../../no-such-folder", "tiny-test:../../v1"):  # a name never leaves storage/models
+        with pytest.raises(FileNotFoundError, match="NAME"):
+            resolve_model(escape, storage)
     a = load(tiny_path, device="cpu")
     # a plain InternVL -hf folder (no scorer.json) loads too, with default tile settings
     a.model.save_pretrained(tmp_path / "plain")

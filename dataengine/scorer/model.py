@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,9 +240,14 @@ class ScorerModel:
 
 
 def load(
-    path: str, device: str | None = None, trust_remote_code: bool = False, meta: ScorerMeta | None = None
+    path: str,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    meta: ScorerMeta | None = None,
+    dtype: Any = None,
 ) -> ScorerModel:
-    """A scorer from a local folder: one of ours (with scorer.json) or a plain InternVL "-hf" checkpoint."""
+    """A scorer from a local folder: one of ours (with scorer.json) or a plain InternVL "-hf" checkpoint; in
+    `dtype` when given, else bf16 on GPU and float32 on CPU."""
     import torch
     from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
@@ -254,7 +260,7 @@ def load(
             meta = ScorerMeta(**json.load(f))
     meta = meta or ScorerMeta(name=os.path.basename(os.path.normpath(path)), base=path, tiles="all", max_tiles=6)
     model = InternVLForConditionalGeneration.from_pretrained(
-        path, dtype=torch_dtype(device), local_files_only=True, trust_remote_code=trust_remote_code
+        path, dtype=dtype or torch_dtype(device), local_files_only=True, trust_remote_code=trust_remote_code
     ).to(device)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
@@ -268,6 +274,9 @@ def resolve_model(ref: str, storage: str) -> str:
     if os.path.isdir(ref):
         return ref
     name, _, version = ref.partition(":")
+    for part in (name, version or "v"):  # names as `train scorer` makes them: nothing outside storage/models
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", part) or set(part) == {"."}:
+            raise FileNotFoundError(f"scorer {ref!r}: not a folder, and not a NAME[:VERSION] of letters, digits, _.-")
     root = os.path.join(storage, "models", name)
     versions = sorted(
         (

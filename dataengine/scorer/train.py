@@ -141,8 +141,10 @@ def _lora_wrapped(scorer: Any) -> bool:
 def prepare(cfg: TrainConfig, source: str | None, device: str) -> Any:
     """The scorer to train: the tiny preset's full weights (from init or a checkpoint), or a real checkpoint
     with LoRA adapters on its language model (new, or restored from a checkpoint's adapter/), all else frozen."""
-    if cfg.base == "tiny":
-        return load(source, device=device)
+    import torch
+
+    if cfg.base == "tiny":  # trained in full: float32 on GPU too (bf16 weights would round small updates away)
+        return load(source, device=device, dtype=torch.float32)
     from peft import LoraConfig, PeftModel, get_peft_model
 
     meta = ScorerMeta(name=cfg.name, version=cfg.version, base=cfg.base, tiles=cfg.tiles, max_tiles=cfg.max_tiles)
