@@ -152,32 +152,44 @@ class TranslateBatches:
 
 
 def _apply_vllm(batch: pa.Table, config: dict[str, Any], model: str) -> pa.Table:
-    """Joined rows (+ zh_texts/status/detail) -> working rows with translations, provenance or rejects."""
+    """Joined rows (+ vllm_texts/ks/status/detail) -> working rows with translations, provenance or rejects."""
     from dataengine.translate.prompt import PROMPT_VERSION
+    from dataengine.translate.vllm import needs_model, source_texts
 
     cfg = TranslateConfig.model_validate(config)
     rows = batch.to_pylist()
     for r in rows:
-        status, texts, detail = r.pop("status", None), r.pop("zh_texts", None), r.pop("detail", None)
+        status, texts, ks = r.pop("vllm_status", None), r.pop("vllm_texts", None), r.pop("vllm_ks", None)
+        detail = r.pop("vllm_detail", None)
         if r["reason"] is not None:
             continue
         if r["language"] != "en":
             r["translation_status"] = "source_zh" if r["language"] == "zh" else "skipped_language"
             continue
+        if r["caption_zh"] is not None:  # bilingual source: its Chinese is kept, as on the other engines' path
+            r["translation_status"] = "source_bilingual"
+            continue
+        source = source_texts(r)
+        sent = any(needs_model(t) for t in source)
+        if not sent:  # only tags, markup or numbers: nothing went to the model, the text is its own translation
+            status, texts, ks = "ok", [], []
         r.update(
             translation_model=model,
             translation_engine="vllm",
             translation_prompt=PROMPT_VERSION,
-            translation_attempts=1,
+            translation_attempts=int(sent),
             translation_status=status or "failed:missing_output",
             translation_cache_hits=0,
         )
-        if status == "ok" and r["caption"] is not None:
-            r["caption_zh"] = texts[0]
-        elif status == "ok":
-            r["conversations_zh"] = [
-                {"from": t["from"], "value": zh} for t, zh in zip(r["conversations"], texts, strict=True)
-            ]
+        if status == "ok":
+            zh = dict(zip(ks, texts, strict=True))
+            translated = [zh.get(k, text) for k, text in enumerate(source)]
+            if r["caption"] is not None:
+                r["caption_zh"] = translated[0]
+            else:
+                r["conversations_zh"] = [
+                    {"from": t["from"], "value": v} for t, v in zip(r["conversations"], translated, strict=True)
+                ]
         elif cfg.on_failure == "reject":
             reject(r, STAGE, "translation_" + r["translation_status"].split(":", 1)[1], detail or "")
     return to_table(rows)
@@ -196,9 +208,16 @@ def translate_with_vllm(ds: Any, cfg: TranslateConfig, storage: str) -> Any:
         vllm.segment_rows,
         fn_kwargs={"glossary": cfg.glossary, "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature},
     )
-    results = vllm.build(cfg, path)(segs)
+    return attach_translations(ds, vllm.build(cfg, path)(segs), cfg)
+
+
+def attach_translations(ds: Any, results: Any, cfg: TranslateConfig) -> Any:
+    """Validated segment results -> one row per sample -> left-joined onto the working rows and applied."""
+    from dataengine.translate import vllm
+
     per_sample = results.groupby("id").map_groups(
-        lambda t: pa.Table.from_pylist([vllm.assemble(t.to_pylist())]), batch_format="pyarrow"
+        lambda t: pa.Table.from_pylist([vllm.assemble(t.to_pylist())], schema=vllm.RESULT_SCHEMA),
+        batch_format="pyarrow",
     )
     joined = ds.join(per_sample, join_type="left_outer", num_partitions=8, on=("id",))
     return joined.map_batches(

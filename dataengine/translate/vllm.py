@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pyarrow as pa
+
 from dataengine.translate import prompt
 from dataengine.translate.validate import ValidationConfig, check
 
@@ -46,26 +48,42 @@ def processor_config(cfg: Any, model_path: str) -> Any:
     )
 
 
+def needs_model(text: str) -> bool:
+    """Whether a segment has words to translate; one of only tags, markup or numbers is kept as it is (as the
+    Translator does), never sent to the model."""
+    protected = prompt.protect(text).text
+    return bool(protected.strip()) and any(c.isalpha() for c in prompt.MARKER.sub("", protected))
+
+
+def source_texts(row: dict[str, Any]) -> list[str]:
+    """A sample's English segments: its caption, or each conversation turn."""
+    if row.get("caption") is not None:
+        return [row["caption"]]
+    return [t["value"] for t in row.get("conversations") or []]
+
+
 def segment_rows(
     row: dict[str, Any], glossary: dict[str, str], max_new_tokens: int, temperature: float
 ) -> list[dict[str, Any]]:
-    """One accepted English sample -> one processor input row per text segment."""
-    if row.get("reason") is not None or row.get("language") != "en":
+    """One accepted English sample with no Chinese of its own -> one processor input row per segment that needs
+    the model (`k` its index among the sample's segments, `n` how many are sent)."""
+    if row.get("reason") is not None or row.get("language") != "en" or row.get("caption_zh") is not None:
         return []
-    if row.get("caption") is not None:
-        texts, contexts = [row["caption"]], [[]]
-    else:
-        turns = row.get("conversations") or []
-        texts = [t["value"] for t in turns]
-        contexts = [[f"{p['from']}: {p['value']}" for p in turns[max(0, i - 2) : i]] for i in range(len(turns))]
+    texts = source_texts(row)
+    turns = row.get("conversations") or []
+    contexts = [[]] if row.get("caption") is not None else [
+        [f"{p['from']}: {p['value']}" for p in turns[max(0, i - 2) : i]] for i in range(len(turns))
+    ]  # fmt: skip
+    sent = [k for k, text in enumerate(texts) if needs_model(text)]
     out = []
-    for k, (text, ctx) in enumerate(zip(texts, contexts, strict=True)):
+    for k in sent:
+        text, ctx = texts[k], contexts[k]
         p = prompt.protect(text)
         out.append(
             {
                 "id": row["id"],
                 "k": k,
-                "n": len(texts),
+                "n": len(sent),
                 "protected": p.text,
                 "spans": json.dumps([p.prefix, p.suffix, *p.spans]),
                 "messages": prompt.messages(p.text, glossary=glossary, context=ctx),
@@ -92,15 +110,32 @@ def checked(row: dict[str, Any], validation: dict[str, float]) -> dict[str, Any]
 
 
 def assemble(segments: list[dict[str, Any]]) -> dict[str, Any]:
-    """All segment results of one sample -> its translation (texts in order) or the first failure."""
+    """All segment results of one sample -> its translations (in order, `ks` their segment indices) or the
+    first failure."""
     segments = sorted(segments, key=lambda s: s["k"])
     failed = next((s for s in segments if s["failure"]), None)
     if failed is None and len(segments) != segments[0]["n"]:
         failed = {"failure": f"missing_output|{len(segments)} of {segments[0]['n']} segments came back"}
     if failed:
         reason, _, detail = failed["failure"].partition("|")
-        return {"id": segments[0]["id"], "zh_texts": None, "status": f"failed:{reason}", "detail": detail}
-    return {"id": segments[0]["id"], "zh_texts": [s["text"] for s in segments], "status": "ok", "detail": ""}
+        return result(segments[0]["id"], None, None, f"failed:{reason}", detail)
+    return result(segments[0]["id"], [s["text"] for s in segments], [s["k"] for s in segments], "ok", "")
+
+
+# the per-sample columns joined onto the working rows: prefixed, so none collides with a working column
+RESULT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("vllm_texts", pa.list_(pa.string())),
+        ("vllm_ks", pa.list_(pa.int64())),
+        ("vllm_status", pa.string()),
+        ("vllm_detail", pa.string()),
+    ]
+)
+
+
+def result(sid: str, texts: list[str] | None, ks: list[int] | None, status: str, detail: str) -> dict[str, Any]:
+    return {"id": sid, "vllm_texts": texts, "vllm_ks": ks, "vllm_status": status, "vllm_detail": detail}
 
 
 def build(cfg: Any, model_path: str) -> Any:
