@@ -17,6 +17,9 @@ def test_protect_and_restore_round_trip():
     assert "https://" not in p.text and "<image>" not in p.text and "$E" not in p.text and "[[10" not in p.text
     assert p.prefix == "<image>\n" and p.restore(p.text) == text
     assert len(p.spans) == 10
+    # prices are words to translate, not TeX: "$5 and $10" is no math span
+    assert prompt.protect("The room costs $5 and $10 today").spans == []
+    assert prompt.protect("math $x$ and $y$.").spans == ["$x$", "$y$"]
 
 
 def test_edge_tags_never_reach_the_model():
@@ -44,6 +47,10 @@ def test_messages_carry_version_glossary_context_and_strictness():
         ("A dog running on the beach.", "一只狗在沙滩上", "length", "truncated"),
         ("A dog.", "Here is the translation: 一只狗。", "stop", "preamble_or_echo"),
         ("A dog.", "以下是翻译：一只狗。", "stop", "preamble_or_echo"),
+        ("A dog.", "好的，这是译文：一只狗。", "stop", "preamble_or_echo"),
+        ("This is a book about translation.", "这是一本关于翻译的书。", "stop", None),  # not chatter
+        ("Okay, let's go.", "好的，我们走吧。", "stop", None),
+        ("Here is the menu: tea and cake.", "以下是菜单：茶和蛋糕。", "stop", None),  # the source says it
         ("⟦0⟧ A dog.", "一只狗。", "stop", "markers_changed"),
         ("⟦0⟧ A dog.", "⟦0⟧⟦0⟧ 一只狗。", "stop", "markers_changed"),
         ("A bus with 12 seats.", "一辆有十二个座位的公共汽车。", "stop", "numbers_changed"),

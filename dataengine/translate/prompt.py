@@ -28,7 +28,7 @@ PROTECT = re.compile(
     r"|\(\s*\d+(?:\.\d+)?\s*,\s*\d+(?:\.\d+)?\s*\)"  # (x, y) coordinates
     r"|\{\{?\s*\w+\s*\}?\}|%\(\w+\)s|%[sd]"  # {placeholder}, {{x}}, %(x)s, %s
     r"|`[^`\n]+`"  # code spans
-    r"|\$[^$\n]+\$|\\\(.+?\\\)|\\\[.+?\\\]"  # LaTeX
+    r"|\$(?=\S)[^$\n]*?(?<=\S)\$(?!\d)|\\\(.+?\\\)|\\\[.+?\\\]"  # LaTeX ($ as pandoc: not "$5 and $10")
     r"|\b(?:https?|ftp)://\S+|\bwww\.\S+"  # URLs
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"  # e-mails
 )

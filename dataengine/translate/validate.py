@@ -10,12 +10,16 @@ from dataengine.ops.language import script_counts
 from dataengine.translate.prompt import MARKER
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# the model talking about its answer: English chatter, or a Chinese label before the translation ("以下是翻译：",
+# "好的，这是译文"). A plain sentence that opens the same way ("这是一本关于翻译的书", "好的，我们走吧") is no preamble
 PREAMBLE = re.compile(
     r"^\s*(?:here(?:'s| is)|sure\b|certainly|the translation|translation\s*[:：]|translated text|"
-    r"以下是|这是.{0,6}翻译|"
-    r"翻译(?:如下|结果)?\s*[:：]|译文\s*[:：]|好的[，,])",
+    r"以下是.{0,12}[:：]|这是.{0,8}(?:翻译|译文)\s*[:：]|"
+    r"翻译(?:如下|结果)?\s*[:：]|译文\s*[:：]|好的[，,]\s*(?:这是|以下是|翻译|译文))",
     re.I,
 )
+# a source that itself opens like chatter ("Here is the menu:", "Sure, why not") may be translated that way
+SOURCE_OPENER = re.compile(r"^\W*(?:here\b|below\b|the following|sure\b|certainly|ok(?:ay)?\b|translat)", re.I)
 ECHO = re.compile(r"text for translation|translate the user", re.I)
 
 
@@ -36,7 +40,7 @@ def check(
         return "empty_output", "the model returned nothing"
     if finish_reason == "length":
         return "truncated", "generation stopped at the token limit"
-    if PREAMBLE.search(out) or ECHO.search(out):
+    if (PREAMBLE.search(out) and not SOURCE_OPENER.search(MARKER.sub("", source))) or ECHO.search(out):
         return "preamble_or_echo", out[:80]
     want, got = Counter(MARKER.findall(source)), Counter(MARKER.findall(out))
     if want != got:
