@@ -78,11 +78,17 @@ DICTIONARY = {
 
 class ScriptedLLM:
     """A real HTTP server on 127.0.0.1 answering /v1/chat/completions from DICTIONARY (unknown text echoes
-    back, which validation rejects). `fail_next` makes the next N requests answer 503."""
+    back, which validation rejects). `fail_next` makes the next N requests answer 503, `garble_next` answer
+    200 with a body that is not JSON; text in REFUSED gets HTTP 400, as a server refuses an over-long prompt,
+    and text in ERROR_BODY a 200 carrying only an error object."""
+
+    REFUSED = {"An impossibly long caption."}
+    ERROR_BODY = {"A caption the server chokes on."}
 
     def __init__(self) -> None:
         self.requests = 0
         self.fail_next = 0
+        self.garble_next = 0
         self.lock = threading.Lock()
         outer = self
 
@@ -103,9 +109,17 @@ class ScriptedLLM:
                 with outer.lock:
                     fail = outer.fail_next > 0
                     outer.fail_next -= 1 if fail else 0
+                    garble = outer.garble_next > 0
+                    outer.garble_next -= 1 if garble else 0
                 if fail:
                     return self._send(503, {"error": {"message": "overloaded"}})
+                if garble:
+                    return self._send(200, None, raw=b"<html>upstream hiccup</html>")
                 text = re.sub(r"(?s)^.*Text for translation: ", "", payload["messages"][-1]["content"])
+                if text in outer.REFUSED:
+                    return self._send(400, {"error": {"message": "maximum context length exceeded"}})
+                if text in outer.ERROR_BODY:
+                    return self._send(200, {"error": {"message": "internal"}})
                 answer = DICTIONARY.get(text, text)
                 self._send(
                     200,
@@ -115,8 +129,8 @@ class ScriptedLLM:
                     },
                 )
 
-            def _send(self, code, body):
-                data = json.dumps(body, ensure_ascii=False).encode()
+            def _send(self, code, body, raw=None):
+                data = raw if raw is not None else json.dumps(body, ensure_ascii=False).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

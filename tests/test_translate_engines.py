@@ -13,6 +13,7 @@ from llm_helpers import ScriptedLLM, build_tiny_llm
 from dataengine.translate.engines import EngineError
 from dataengine.translate.engines.hf import TransformersEngine
 from dataengine.translate.engines.openai import OpenAIEngine
+from dataengine.translate.translator import Translator
 
 MSGS = [[{"role": "user", "content": "Text for translation: " + t}] for t in ["a", "a dog on the grass", "12"]]
 
@@ -126,6 +127,25 @@ def test_openai_engine_retries_with_backoff():
         engine = OpenAIEngine("scripted", base_url=server.base_url, backoff_s=0.01)
         (out,) = engine.generate(MSGS[:1], max_new_tokens=8, temperature=0.0)
         assert server.requests == 3 and out.finish_reason == "stop"
+
+
+def test_openai_engine_one_bad_request_fails_alone():
+    """A refused request (HTTP 400) or an answer without choices fails its own segment with a reason; a garbled
+    body is asked again. The other samples of the batch are translated, and nothing stops the run."""
+    with ScriptedLLM() as server:
+        server.garble_next = 1
+        engine = OpenAIEngine("scripted", base_url=server.base_url, concurrency=1, backoff_s=0.01)
+        translator = Translator(engine, None, batch_size=8)
+        samples = [
+            {"caption": "A cat sleeping on a sofa."},
+            {"caption": next(iter(ScriptedLLM.REFUSED))},
+            {"caption": next(iter(ScriptedLLM.ERROR_BODY))},
+        ]
+        ok, refused, choked = translator.translate_samples(samples)
+        assert ok.status == "ok" and ok.caption_zh == "一只猫睡在沙发上。"
+        assert refused.status == "failed:request_failed" and "HTTP 400" in refused.detail
+        assert choked.status == "failed:request_failed" and "malformed response" in choked.detail
+        assert server.garble_next == 0  # the garbled answer was retried, not taken as a failure
 
 
 def test_openai_engine_clear_error_when_server_down():

@@ -102,6 +102,9 @@ class Translator:
                     self.prompt_tokens += out.prompt_tokens
                     self.completion_tokens += out.completion_tokens
                     seg.attempts = attempt
+                    if out.error is not None:
+                        seg.failure = ("request_failed", out.error)
+                        continue
                     seg.failure = check(seg.protected.text, out.text, out.finish_reason, self.validation)
                     if seg.failure is None:
                         seg.result = seg.protected.restore(out.text.strip())

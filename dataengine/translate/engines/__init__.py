@@ -13,6 +13,7 @@ class Completion:
     finish_reason: str | None  # "stop" or "length"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    error: str | None = None  # this request alone failed (refused, malformed answer): its segment fails with it
 
 
 class EngineError(RuntimeError):

@@ -15,6 +15,11 @@ from typing import Any
 from dataengine.translate.engines import Completion, Engine, EngineError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+REQUEST_STATUS = {400, 413, 422}  # this request refused (e.g. over the context length); the server is fine
+
+
+class RequestFailed(Exception):
+    """One request failed for a reason of its own; the others go on."""
 
 
 class OpenAIEngine(Engine):
@@ -49,30 +54,46 @@ class OpenAIEngine(Engine):
             try:
                 self.requests += 1
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    return json.loads(resp.read())
+                    raw = resp.read()
             except urllib.error.HTTPError as exc:
                 if exc.code not in RETRY_STATUS:
                     detail = exc.read()[:300].decode("utf-8", "replace")
+                    if exc.code in REQUEST_STATUS:
+                        raise RequestFailed(f"HTTP {exc.code}: {detail}") from None
                     raise EngineError(f"{self.base_url}: HTTP {exc.code}: {detail}") from None
                 last = exc
+                continue
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 last = exc
+                continue
+            try:
+                return json.loads(raw)
+            except ValueError as exc:  # a garbled answer: asked again, then this request fails alone
+                last = exc
+        if isinstance(last, ValueError):
+            raise RequestFailed(f"malformed response after {self.max_retries + 1} attempts: {last}")
         raise EngineError(
             f"no OpenAI-compatible server answering at {self.base_url} after {self.max_retries + 1} "
             f"attempts ({type(last).__name__}: {last}); start one, e.g. `dataengine serve translator`"
         )
 
     def _one(self, messages: list[dict[str, str]], max_new_tokens: int, temperature: float) -> Completion:
-        data = self._post(
-            {"model": self.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": temperature}
-        )
-        choice, usage = data["choices"][0], data.get("usage") or {}
-        return Completion(
-            text=(choice["message"].get("content") or "").strip(),
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
-        )
+        try:
+            data = self._post(
+                {"model": self.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": temperature}
+            )
+        except RequestFailed as exc:
+            return Completion("", None, error=str(exc)[:300])
+        try:
+            choice, usage = data["choices"][0], data.get("usage") or {}
+            return Completion(
+                text=(choice["message"].get("content") or "").strip(),
+                finish_reason=choice.get("finish_reason"),
+                prompt_tokens=usage.get("prompt_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0),
+            )
+        except (KeyError, IndexError, TypeError, AttributeError):  # e.g. {"error": ...} with HTTP 200
+            return Completion("", None, error=f"malformed response: {json.dumps(data)[:200]}")
 
     def generate(
         self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
