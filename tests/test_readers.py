@@ -12,6 +12,7 @@ import pytest
 from conftest import encode, textured, write_jsonl
 
 from dataengine.readers import plan_tasks, read_task
+from dataengine.records import to_table
 
 
 def read_all(input_uri, fmt="auto", max_record_bytes=1 << 20):
@@ -60,6 +61,9 @@ def test_jsonl_duplicate_original_ids_still_get_distinct_ids(tmp_path):
         (b'{"image": "a.jpg", "conversations": [{"from": "human"}]}', "invalid_conversation"),
         (b'{"image": "a.jpg", "conversations": "not json"}', "invalid_conversation"),
         (b'{"image": "a.jpg", "caption": "x", "conversations": []}', "ambiguous_text"),
+        (b"[" * 200_000, "invalid_json"),  # nested too deeply for Python's parser: a reject, not a crash
+        (b'{"image": "a.jpg", "caption": "x\\ud800y"}', "invalid_json"),  # a lone surrogate no Parquet holds
+        (b'{"image": "a.jpg", "conversations": "' + b"[" * 200_000 + b'"}', "invalid_conversation"),
     ],
 )
 def test_jsonl_bad_lines_are_rejected_with_reason(tmp_path, line, reason):
@@ -98,6 +102,13 @@ def test_meta_json_entries_roots_and_errors(tmp_path):
     assert by_source["set_a"]["reason"] is None and by_source["set_a"]["image_root"] == str(tmp_path / "imgs")
     assert by_source["set_missing"]["reason"] == "missing_annotation"
     assert by_source["set_bad"]["reason"] == "invalid_meta"
+
+
+def test_meta_entry_with_a_non_path_root_is_rejected(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [{"image": "x.jpg", "caption": "hello"}])
+    (tmp_path / "meta.json").write_text(json.dumps({"odd": {"annotation": "a.jsonl", "root": 5}}))
+    (row,) = read_all(tmp_path / "meta.json")
+    assert row["reason"] == "invalid_meta" and "root" in row["detail"]
 
 
 def test_broken_meta_json_is_one_reject(tmp_path):
@@ -167,6 +178,20 @@ def test_webdataset_groups_members_by_key(tmp_path):
     assert rows[4]["location"] == "s.tar:dir/004"
     assert rows[5]["location"] == "s.tar:000#1"
     assert len({r["id"] for r in rows}) == 6
+
+
+def test_webdataset_repeated_members_and_odd_names_are_separate_records(tmp_path):
+    img = encode(textured(3))
+    _tar(
+        tmp_path / "s.tar",
+        [("a.jpg", img), ("a.txt", b"first"), ("a.jpg", img), ("a.txt", b"second"), ("b\udcff.jpg", img),
+         ("b\udcff.txt", b"latin-1 name")],
+    )  # fmt: skip
+    rows = read_all(tmp_path / "s.tar")
+    assert [(r["reason"], r["caption"]) for r in rows] == [(None, "first"), (None, "second"), (None, "latin-1 name")]
+    assert rows[1]["location"] == "s.tar:a#1" and rows[2]["location"] == "s.tar:b\\xff"
+    assert len({r["id"] for r in rows}) == 3
+    to_table(rows)  # every string is valid UTF-8
 
 
 def test_truncated_tar_keeps_what_it_read_and_rejects_the_rest(tmp_path):

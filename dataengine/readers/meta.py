@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from typing import Any
 
+from dataengine.readers.records import load_json
 from dataengine.storage import exists, is_remote, read_bytes
 
 
@@ -21,7 +21,7 @@ def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
     base_dir = posixpath.dirname(meta_uri) if is_remote(meta_uri) else os.path.dirname(meta_uri)
     relmeta = _rel(meta_uri, input_root)
     try:
-        meta = json.loads(read_bytes(meta_uri))
+        meta = load_json(read_bytes(meta_uri).decode("utf-8"))
     except (ValueError, OSError) as exc:
         return [_error(relmeta, f"{relmeta}:*", "invalid_meta", f"{type(exc).__name__}: {exc}")]
     if not isinstance(meta, dict):
@@ -31,6 +31,9 @@ def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
         where = f"{relmeta}:{name}"
         if not isinstance(entry, dict) or not isinstance(entry.get("annotation"), str):
             tasks.append(_error(name, where, "invalid_meta", "entry needs an 'annotation' path"))
+            continue
+        if entry.get("root") is not None and not isinstance(entry["root"], str):
+            tasks.append(_error(name, where, "invalid_meta", f"'root' is {type(entry['root']).__name__}, not a path"))
             continue
         ann = _under(base_dir, entry["annotation"])
         root = _under(base_dir, entry.get("root") or posixpath.dirname(entry["annotation"]))
@@ -46,7 +49,7 @@ def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
 def referenced_annotations(meta_uri: str) -> set[str]:
     """Annotation files a meta JSON points at (so directory discovery does not read them twice)."""
     try:
-        meta = json.loads(read_bytes(meta_uri))
+        meta = load_json(read_bytes(meta_uri).decode("utf-8"))
     except (ValueError, OSError):
         return set()
     if not isinstance(meta, dict):

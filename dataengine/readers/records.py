@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from dataengine.ids import sample_id
 from dataengine.records import new_row, reject
 
 STAGE = "ingest"
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def load_json(text: str) -> Any:
+    """`json.loads` for untrusted text: too deep a nesting and lone surrogates (which no Parquet string can
+    hold) raise ValueError, as any other malformed JSON does, instead of crashing the read."""
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(text):  # a surrogate pair decodes to one character; a lone half cannot encode
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("JSON string holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+    return obj
 
 
 def base_row(source: str, location: str, record: str | None) -> dict[str, Any]:
@@ -27,7 +48,7 @@ def fill_text(row: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
     if conversations is not None:
         if isinstance(conversations, str):
             try:
-                conversations = json.loads(conversations)
+                conversations = load_json(conversations)
             except ValueError:
                 return reject(row, STAGE, "invalid_conversation", "conversations is a string but not JSON")
         turns = _turns(conversations)
@@ -77,7 +98,7 @@ def parse_annotation(line: bytes, *, source: str, location: str, root: str) -> d
         return reject(row, STAGE, "invalid_utf8", str(exc))
     row = base_row(source, location, text)
     try:
-        obj = json.loads(text)
+        obj = load_json(text)
     except ValueError as exc:
         return reject(row, STAGE, "invalid_json", str(exc)[:200])
     if not isinstance(obj, dict):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 import tarfile
 from collections.abc import Iterator
 from typing import Any
 
-from dataengine.readers.records import STAGE, base_row, fill_text, original_key
+from dataengine.readers.records import STAGE, base_row, fill_text, load_json, original_key
 from dataengine.records import reject
 from dataengine.storage import resolve
 
@@ -31,15 +30,17 @@ def read_webdataset(task: dict[str, Any], max_member_bytes: int) -> Iterator[dic
     try:
         with fs.open_input_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
             for info in tar:
-                k, ext = _split(info.name)
-                if k != key and key is not None:
+                # a name that is not UTF-8 arrives with surrogate escapes, which no id or Parquet string can hold
+                name = info.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                k, ext = _split(name)
+                if key is not None and (k != key or ext in members):  # a repeated member starts a new record
                     yield _group(key, members, relpath, source, seen)
                     members = {}
-                key, last = k, info.name
+                key, last = k, name
                 if not info.isfile():
-                    members[ext] = ("error", f"member {info.name} is not a regular file")
+                    members[ext] = ("error", f"member {name} is not a regular file")
                 elif info.size > max_member_bytes:
-                    members[ext] = ("error", f"member {info.name} is {info.size} bytes > {max_member_bytes}")
+                    members[ext] = ("error", f"member {name} is {info.size} bytes > {max_member_bytes}")
                 else:
                     f = tar.extractfile(info)
                     members[ext] = ("ok", f.read() if f else b"")
@@ -78,7 +79,7 @@ def _group(key: str, members: dict, relpath: str, source: str, seen: dict[str, i
     if text_ext == "txt":
         return fill_text(row, {"caption": text})
     try:
-        obj = json.loads(text)
+        obj = load_json(text)
     except ValueError as exc:
         return reject(row, STAGE, "invalid_json", str(exc)[:200])
     if not isinstance(obj, dict):
