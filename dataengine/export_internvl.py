@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -40,6 +41,14 @@ def texts_by_language(sample: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if sample.get("caption_zh") or sample.get("conversations_zh"):
         out["zh"] = {**sample, "caption": sample.get("caption_zh"), "conversations": sample.get("conversations_zh")}
     return out
+
+
+def image_name(sample: dict[str, Any]) -> str:
+    """Where a sample's image goes under OUT: normalised bytes are named by their format; a referenced source
+    file (`images: reference`) is copied as it is, so it keeps its own extension."""
+    if sample.get("image") is not None:
+        return f"images/{sample['id']}.{EXT.get(sample['image_format'], 'jpg')}"
+    return f"images/{sample['id']}{posixpath.splitext(sample['image_path'])[1].lower() or '.jpg'}"
 
 
 def _image_bytes(sample: dict[str, Any]) -> bytes:
@@ -74,7 +83,7 @@ def export_internvl(run_id: str, out: str, storage: str | None = None) -> dict[s
         with fs.open_input_file(p) as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=64, columns=columns):
                 for sample in batch.to_pylist():
-                    rel = f"images/{sample['id']}.{EXT.get(sample['image_format'], 'jpg')}"
+                    rel = image_name(sample)
                     write_bytes_atomic(join(out, rel), _image_bytes(sample))
                     for lang, s in texts_by_language(sample).items():
                         rec = {

@@ -27,7 +27,9 @@ class ExportConfig(StageConfig):
     op: Literal["export"] = "export"
     batch_size: int = Field(500, ge=1, description="rows per Parquet file (at most)")
     images: Literal["embed", "reference"] = Field(
-        "embed", description="embed: normalised bytes in samples.image; reference: image_path/image_root only"
+        "embed",
+        description="embed: normalised bytes in samples.image; reference: image_path/image_root for images read "
+        "from files, while inline ones (Parquet bytes, tar members) are embedded, having no file to refer to",
     )
 
 
@@ -36,7 +38,8 @@ def samples_table(rows: pa.Table, run_id: str, images: str) -> pa.Table:
     path_based = pc.invert(rows.column("image_inline"))
     cols = {name: rows.column(name) for name in rows.column_names}
     cols["run_id"] = pa.array([run_id] * n, pa.string())
-    cols["image"] = rows.column("image_out") if images == "embed" else pa.nulls(n, pa.binary())
+    embed = rows.column("image_out")
+    cols["image"] = embed if images == "embed" else pc.if_else(path_based, pa.nulls(n, pa.binary()), embed)
     cols["image_path"] = pc.if_else(path_based, rows.column("image_path"), pa.nulls(n, pa.string()))
     cols["image_root"] = pc.if_else(path_based, rows.column("image_root"), pa.nulls(n, pa.string()))
     return schema.conform(pa.table(cols), schema.load("samples"))
