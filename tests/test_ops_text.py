@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import row
 
-from dataengine.ops.text import TextClean, TextConfig
+from dataengine.ops.text import TextClean, TextConfig, strip_blocks
 
 
 def clean_caption(text, **cfg):
@@ -14,6 +14,13 @@ def clean_caption(text, **cfg):
 
 def clean_conv(turns, **cfg):
     return TextClean(TextConfig(**cfg)).apply(row(conversations=turns))
+
+
+def test_script_and_style_blocks_in_linear_time():
+    assert strip_blocks("a<style>x{}</style>b<SCRIPT type=x>y</script >c") == "a b c"
+    assert strip_blocks("<style>never closed <script>x</script> end") == "<style>never closed   end"
+    hostile = "<style>" * 100_000 + "<script>gone</script>"  # was seconds per 10^4 opens, quadratic
+    assert strip_blocks(hostile).endswith("<style> ")
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from dataengine.ids import content_hash
 from dataengine.ops.base import Op, StageConfig
 from dataengine.records import Reject
 
-HTML_BLOCK = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+HTML_OPEN = re.compile(r"<(script|style)\b[^<>]{0,2000}>", re.I)  # bounded, so no run of opens goes quadratic
+HTML_CLOSE = {tag: re.compile(rf"</{tag}\s*>", re.I) for tag in ("script", "style")}
 HTML_TAG = re.compile(
     r"</?(?:a|abbr|b|big|blockquote|body|br|center|code|div|em|font|h[1-6]|head|hr|html|i|img|li|meta|ol|p|pre"
     r"|small|span|strong|sub|sup|table|tbody|td|th|thead|title|tr|u|ul)\b[^<>]*/?>",
@@ -51,6 +52,23 @@ def _char(c: str) -> str:
     if cat == "Cc":
         return " "
     return "" if cat in ("Cf", "Cs", "Co") else c
+
+
+def strip_blocks(text: str) -> str:
+    """`text` without its <script>/<style> blocks, in linear time (a regex with a lazy body rescans the rest of
+    the text for every unclosed opening tag); an unclosed block's text is kept."""
+    out, pos, start, unclosed = [], 0, 0, set()
+    while (m := HTML_OPEN.search(text, start)) is not None:
+        tag = m.group(1).lower()
+        close = None if tag in unclosed else HTML_CLOSE[tag].search(text, m.end())
+        if close is None:  # no closing tag after here, so none after any later opening of it either
+            unclosed.add(tag)
+            start = m.end()
+            continue
+        out += [text[pos : m.start()], " "]
+        pos = start = close.end()
+    out.append(text[pos:])
+    return "".join(out)
 
 
 class TextConfig(StageConfig):
@@ -88,7 +106,7 @@ class TextClean(Op):
         if cfg.nfkc:
             text = unicodedata.normalize("NFKC", text)
         if cfg.strip_html:
-            text = HTML_TAG.sub(" ", HTML_BLOCK.sub(" ", text))
+            text = HTML_TAG.sub(" ", strip_blocks(text))
             text = html.unescape(text)
         text = "".join(map(_char, text))
         if cfg.remove_urls:
