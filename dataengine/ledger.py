@@ -8,7 +8,8 @@ Layout of a dataset folder D:
 A run reads the ledger, skips input shards already committed with the same config, processes the rest into
 D/runs/<run_id>/ and commits by creating its ledger file (create-if-absent, so two runs racing for the same
 sequence number cannot both commit). A run killed at any point leaves no commit: the next run deletes its folder
-and processes its shards again. Readers use HEAD.json or `files()`, never a glob of D/runs/ (it may hold debris).
+and processes its shards again. A run with work to do claims its folder (D/runs/<run_id>/_owner.json: host, pid,
+start), so a run started beside it on the same dataset does not delete a live run's folder as debris. Readers use HEAD.json or `files()`, never a glob of D/runs/ (it may hold debris).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import time
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -35,6 +38,8 @@ from dataengine.storage import (
 LEDGER = "_ledger"
 HEAD = "HEAD.json"
 RUNS = "runs"
+OWNER = "_owner.json"  # in D/runs/<run_id>/: which live process writes there
+DEBRIS_GRACE_S = 24 * 3600  # a folder claimed on another host is debris only after this long
 # fields of a spec that do not change what a run writes for an input
 _NOT_CONFIG = ("description", "input", "output", "ray", "schedule")
 
@@ -94,16 +99,49 @@ def clear(dataset: str) -> None:
     delete_dir(join(dataset, RUNS))
 
 
+def claim(dataset: str, run_id: str) -> None:
+    """Mark D/runs/<run_id>/ as a live run's (host, pid, start), so that a run starting beside it on the same
+    dataset does not take its folder for debris."""
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+    write_bytes_atomic(join(dataset, RUNS, run_id, OWNER), json.dumps(owner).encode())
+
+
+def _alive(owner: dict[str, Any]) -> bool:
+    """Whether the run that claimed a folder may still be running: its process, on this host (not this very
+    process: runs are synchronous, so an earlier run of ours has ended); elsewhere, for DEBRIS_GRACE_S."""
+    if owner.get("host") == socket.gethostname():
+        pid = owner.get("pid")
+        if not isinstance(pid, int) or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # someone else's live process
+            return True
+        return True
+    started = owner.get("started")
+    return isinstance(started, (int, float)) and time.time() - started < DEBRIS_GRACE_S
+
+
 def remove_debris(dataset: str, history: list[dict[str, Any]], keep: str) -> list[str]:
-    """Delete run folders no commit names (runs killed before committing), except `keep` (this run)."""
+    """Delete run folders no commit names (runs killed before committing), except `keep` (this run) and those of
+    runs that may still be running (`claim`)."""
     fs, path = resolve(join(dataset, RUNS))
     infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     committed = {c["run_id"] for c in history} | {keep}
     removed = []
     for info in infos:
-        if info.type == pafs.FileType.Directory and info.base_name not in committed:
-            fs.delete_dir(info.path)
-            removed.append(info.base_name)
+        if info.type != pafs.FileType.Directory or info.base_name in committed:
+            continue
+        try:
+            owner = json.loads(read_bytes(join(dataset, RUNS, info.base_name, OWNER)))
+        except (OSError, ValueError):
+            owner = None  # no claim (or a torn one): an older or killed run's folder
+        if isinstance(owner, dict) and _alive(owner):
+            continue
+        fs.delete_dir(info.path)
+        removed.append(info.base_name)
     return removed
 
 

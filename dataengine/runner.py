@@ -188,6 +188,8 @@ def _plan_inputs(spec: PipelineSpec, tasks: list[dict[str, Any]], target: str, r
     done = ledger.committed_shards(history, cfg_hash)
     keyed = [(ledger.shard_key(t), t) for t in tasks]
     todo = [(k, t) for k, t in keyed if k not in done]
+    if todo:  # this run will write D/runs/<run_id>/: claimed, so that a run beside it leaves it alone
+        ledger.claim(target, run_id)
     return {
         "output": join(target, ledger.RUNS, run_id),
         "tasks": [t for _, t in todo],

@@ -228,3 +228,31 @@ def test_worker_killed_mid_run_is_retried_to_the_same_export(killable, cluster):
     assert killed
     assert committed(dataset).equals(ref_samples)
     assert committed(dataset, "rejects").equals(ref_rejects)
+
+
+def test_a_run_beside_a_live_one_leaves_its_folder_alone(tmp_path):
+    """Debris is what killed runs leave: a folder claimed by a live process on this host (or, on another host,
+    claimed recently) is kept; once its process is gone, or the claim is old, the next run deletes it."""
+    import json
+    import socket
+
+    dataset = str(tmp_path / "ds")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ledger.claim(dataset, "live")
+        owner_file = tmp_path / "ds" / "runs" / "live" / ledger.OWNER
+        owner_file.write_text(json.dumps({**json.loads(owner_file.read_text()), "pid": live.pid}))
+        far = tmp_path / "ds" / "runs" / "elsewhere"
+        far.mkdir()
+        (far / ledger.OWNER).write_text(json.dumps({"host": "other-" + socket.gethostname(), "pid": 1,
+                                                    "started": time.time()}))  # fmt: skip
+        old = tmp_path / "ds" / "runs" / "old-elsewhere"
+        old.mkdir()
+        (old / ledger.OWNER).write_text(json.dumps({"host": "other", "pid": 1, "started": time.time() - 2e5}))
+        (tmp_path / "ds" / "runs" / "unclaimed" / "samples").mkdir(parents=True)
+        assert sorted(ledger.remove_debris(dataset, [], keep="me")) == ["old-elsewhere", "unclaimed"]
+    finally:
+        live.kill()
+        live.wait()
+    assert ledger.remove_debris(dataset, [], keep="me") == ["live"]  # its process is gone now
+    assert sorted(p.name for p in (tmp_path / "ds" / "runs").iterdir()) == ["elsewhere"]
