@@ -9,7 +9,8 @@ A run reads the ledger, skips input shards already committed with the same confi
 D/runs/<run_id>/ and commits by creating its ledger file (create-if-absent, so two runs racing for the same
 sequence number cannot both commit). A run killed at any point leaves no commit: the next run deletes its folder
 and processes its shards again. A run with work to do claims its folder (D/runs/<run_id>/_owner.json: host, pid,
-start), so a run started beside it on the same dataset does not delete a live run's folder as debris. Readers use HEAD.json or `files()`, never a glob of D/runs/ (it may hold debris).
+start), so a run started beside it on the same dataset does not delete a live run's folder as debris. Readers
+use HEAD.json or `files()`, never a glob of D/runs/ (it may hold debris).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ def test_translate_annotation_file(tmp_path):
             {"id": "c", "image": "c.jpg", "caption": "Say hello"},
             {"id": "d", "image": "d.jpg"},
             {"id": "e", "image": "e.jpg", "caption": "A dog runs on the grass with 2 balls."},
+            {"id": "f", "image": "f.jpg", "conversations": [{"value": "A turn with no speaker."}]},
         ],
     )
     dst = tmp_path / "out.jsonl"
@@ -67,5 +68,6 @@ def test_translate_annotation_file(tmp_path):
         (3, "invalid_json"),
         (4, "translation_preamble_or_echo"),
         (5, "missing_text"),
+        (7, "missing_text"),  # a turn without "from": a reject, not a crash of the command
     ]
-    assert len(out) + len(rejects) == 6
+    assert len(out) + len(rejects) == 7

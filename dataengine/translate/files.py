@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from dataengine.readers.jsonl import iter_lines
+from dataengine.readers.records import load_json
 from dataengine.storage import atomic_write
 from dataengine.translate.translator import Outcome, Translator
 
@@ -23,15 +24,21 @@ def _parse(line: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
     if line is None:
         return None, "record_too_large"
     try:
-        obj = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        obj = load_json(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         return None, "invalid_json"
     if not isinstance(obj, dict):
         return None, "invalid_record"
     conv = obj.get("conversations")
     if isinstance(obj.get("caption"), str):
         return obj, None
-    if isinstance(conv, list) and conv and all(isinstance(t, dict) and isinstance(t.get("value"), str) for t in conv):
+    if (
+        isinstance(conv, list)
+        and conv
+        and all(
+            isinstance(t, dict) and isinstance(t.get("value"), str) and isinstance(t.get("from"), str) for t in conv
+        )
+    ):
         return obj, None
     return None, "missing_text"
 
