@@ -56,7 +56,9 @@ class PipelineError(ValueError):
 class InputSpec(Strict):
     uri: str | None = Field(None, description="file or directory, local path or URI; --input overrides it")
     format: Literal["auto", "jsonl", "meta", "parquet", "webdataset"] = "auto"
-    max_record_bytes: int = Field(16 * 1024 * 1024, ge=1, description="longest JSONL line / tar member read")
+    max_record_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="largest JSONL line, tar member or Parquet image"
+    )
 
 
 class OutputSpec(Strict):

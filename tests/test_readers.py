@@ -132,6 +132,8 @@ def test_parquet_bytes_and_hf_struct_images(tmp_path):
     assert rows[0]["image"] == img and rows[0]["image_inline"] and rows[0]["source_key"] == "p0"
     assert rows[1]["location"] == "d.parquet:1"
     assert "image" not in json.loads(rows[0]["record"])
+    capped = read_all(tmp_path / "d.parquet", max_record_bytes=len(img) - 1)  # the cap a JSONL line has
+    assert [r["reason"] for r in capped] == ["record_too_large", "record_too_large", "missing_image"]
 
 
 def test_parquet_conversations_column(tmp_path):

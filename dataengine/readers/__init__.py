@@ -65,7 +65,7 @@ def read_task(task: dict[str, Any], *, max_record_bytes: int) -> Iterator[dict[s
     if kind == "jsonl":
         yield from read_jsonl(task, max_record_bytes)
     elif kind == "parquet":
-        yield from read_parquet(task)
+        yield from read_parquet(task, max_record_bytes)
     elif kind == "webdataset":
         yield from read_webdataset(task, max_record_bytes)
     else:
