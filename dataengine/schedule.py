@@ -55,14 +55,31 @@ class ScheduleSpec(Strict):
             raise ValueError(f"not a 5-field crontab expression ({value!r}): {exc}") from None
         if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
             raise ValueError(f"{value!r} never fires")
-        if any(ch.isdigit() for ch in value.split()[4]):
+        fields = value.split()
+        if any(ch.isdigit() for ch in fields[4]):
             # APScheduler 3.x counts weekdays from Monday=0, crontab from Sunday=0: names mean the same to both
             raise ValueError(f"day-of-week must use names (mon-fri, sun), not numbers: {value!r}")
+        if fields[2] != "*" and fields[4] != "*":
+            # crontab fires on either (day-of-month OR day-of-week), APScheduler only on both
+            raise ValueError(f"give day-of-month or day-of-week, not both (use two pipelines for both): {value!r}")
         return value
 
     def trigger(self) -> CronTrigger:
         """The APScheduler trigger for this schedule, in its time zone (DST handled by the library)."""
-        return CronTrigger.from_crontab(self.cron, timezone=self.timezone)
+        return WallClockCronTrigger.from_crontab(self.cron, timezone=self.timezone)
+
+
+class WallClockCronTrigger(CronTrigger):
+    """A CronTrigger that fires a fixed-hour schedule once per wall-clock time, as cron does: on the night clocks
+    go back, "30 1 * * *" fires at the first 01:30, not again at the repeated one (which would be a second run)."""
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        fixed_hours = "*" not in str(next(f for f in self.fields if f.name == "hour"))
+        while fire is not None and fixed_hours and fire.fold == 1:
+            after = fire.astimezone(UTC) + timedelta(seconds=1)  # in UTC: wall-clock arithmetic keeps the fold
+            fire = super().get_next_fire_time(after, after)
+        return fire
 
 
 def next_fire_times(trigger: CronTrigger, n: int, now: datetime | None = None) -> list[datetime]:

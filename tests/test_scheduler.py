@@ -24,7 +24,7 @@ from ray_head import start_head
 
 from dataengine import jobs, pipeline
 from dataengine.cli import main
-from dataengine.schedule import fire_times_between, latest_fire_time, next_fire_times
+from dataengine.schedule import ScheduleSpec, fire_times_between, latest_fire_time, next_fire_times
 from dataengine.scheduler import History, Scheduler
 from dataengine.storage import PROJECT_ROOT
 
@@ -60,6 +60,7 @@ def test_schedule_spec_validates_cron_timezone_and_policies():
     assert "schedule.cron" in _error({"cron": "0 2 * *"}) and "expected 5" in _error({"cron": "0 2 * *"})
     assert "schedule.cron" in _error({"cron": "61 * * * *"}) and "61" in _error({"cron": "61 * * * *"})
     assert "names (mon-fri, sun)" in _error({"cron": "0 2 * * 1-5"})  # crontab and APScheduler 3 disagree on 0
+    assert "not both" in _error({"cron": "0 2 1 * mon"})  # crontab: the 1st OR Mondays; APScheduler: AND
     assert "never fires" in _error({"cron": "0 2 30 feb *"})
     assert "schedule.timezone: Value error, unknown IANA time zone 'Mars/Base'" in _error(
         {"cron": "0 2 * * *", "timezone": "Mars/Base"}
@@ -88,6 +89,15 @@ def test_next_fire_times_follow_daylight_saving_time():
     assert [t.astimezone(UTC).isoformat() for t in times] == [
         "2026-10-25T00:30:00+00:00", "2026-10-25T01:30:00+00:00", "2026-10-26T01:30:00+00:00"
     ]  # fmt: skip
+    # ...which would be a second nightly run: our trigger fires a fixed-hour schedule once per wall time, as cron
+    ours = ScheduleSpec(cron="30 2 * * *", timezone="Europe/Berlin").trigger()
+    once = next_fire_times(ours, 2, datetime(2026, 10, 24, 12, tzinfo=UTC))
+    assert [t.astimezone(UTC).isoformat() for t in once] == ["2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00"]
+    hourly = ScheduleSpec(cron="30 * * * *", timezone="Europe/Berlin").trigger()  # every hour, the repeated one too
+    night = fire_times_between(
+        hourly, datetime(2026, 10, 24, 23, 45, tzinfo=UTC), datetime(2026, 10, 25, 2, tzinfo=UTC)
+    )
+    assert [t.astimezone(UTC).hour for t in night] == [0, 1]
 
 
 def test_missed_fire_times_are_counted_by_the_trigger():
