@@ -25,13 +25,13 @@ from dataengine.ops.dedup import dedup
 from dataengine.ops.export import export
 from dataengine.ops.filter import top_cutoff
 from dataengine.ops.score import ScoreBatches
-from dataengine.ops.tile import TileShards, write_index
+from dataengine.ops.tile import TileShards, prune_shards, write_index
 from dataengine.ops.translate import TranslateBatches, translate_with_vllm
 from dataengine.pipeline import PipelineSpec
 from dataengine.readers import ReadTasks, plan_tasks
 from dataengine.readers.records import STAGE as INGEST
 from dataengine.stage_stats import named
-from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join
+from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join, resolve
 
 _OPS: dict[str, Any] = {}
 
@@ -205,6 +205,18 @@ def _plan_inputs(spec: PipelineSpec, tasks: list[dict[str, Any]], target: str, r
     }
 
 
+def _ids(parquet_files: list[str]) -> set[str]:
+    """The sample ids in some Parquet files (local or remote)."""
+    import pyarrow.parquet as pq
+
+    out: set[str] = set()
+    for file in parquet_files:
+        fs, path = resolve(file)
+        with fs.open_input_file(path) as f:
+            out.update(pq.read_table(f, columns=["id"]).column("id").to_pylist())
+    return out
+
+
 def run(
     spec: PipelineSpec,
     *,
@@ -258,7 +270,11 @@ def run(
         ds = map_stage(ds, stage, output, storage, labels)
     stats: list[dict[str, Any]] = []
     files = export(ds, spec.stage("export"), output, run_id, labels, stats)
-    tile_index = write_index(output) if "tile" in [s.op for s in spec.stages] else None
+    tile_index = None
+    if "tile" in [s.op for s in spec.stages]:
+        accepted = _ids([f["file"] for f in files if f["table"] == "samples"])
+        prune_shards(output, accepted)  # samples rejected after tiling leave the shards too
+        tile_index = write_index(output)
     check = accounting.check(
         input_ids,
         [f["file"] for f in files if f["table"] == "samples"],

@@ -8,9 +8,11 @@ import base64
 import http.client
 import json
 import socket
+import tarfile
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -20,6 +22,7 @@ from scorer_helpers import save_tiny_scorer, shapes_png
 
 from dataengine import pipeline, runner, schema
 from dataengine.inspect import run_stats
+from dataengine.shards import iter_samples
 
 N = 12
 
@@ -29,7 +32,7 @@ def _spec(score: dict, filt: dict | None) -> pipeline.PipelineSpec:
         {"op": "resolve"},
         {"op": "image"},
         {"op": "text"},
-        {"op": "tile", "max_tiles": 4, "batch_size": 5},
+        {"op": "tile", "max_tiles": 4, "batch_size": 5, "webdataset": True},
         {"op": "score", "model": "tiny-test", "batch_size": 4, **score},
     ]
     if filt:
@@ -78,6 +81,16 @@ def test_score_then_keep_top_fraction(ray_local, dataset):
     scores = run_stats(record)["scores"]
     assert scores["scorer"] == "tiny-test:v1" and scores["scored"] == samples.height
     assert scores["match_en_mean"] == pytest.approx(samples["match_en"].mean(), rel=1e-6)
+    # the tile shards and their index hold the accepted samples only: the filtered half left them too
+    shard_ids = [sid for sid, _ in iter_samples(record["output"])]
+    assert sorted(shard_ids) == sorted(samples["id"]) and not set(shard_ids) & set(rejects["id"])
+    assert sorted(pl.read_parquet(record["tile_index"])["id"]) == sorted(samples["id"])
+    tars = sorted((Path(record["output"]) / "tiles").glob("*.tar"))
+    assert len(tars) == len(set(samples["tile_shard"]))  # a shard left empty went, with its tar
+    for tar in tars:
+        with tarfile.open(tar) as t:
+            keys = {m.name.split(".", 1)[0] for m in t.getmembers()}
+        assert keys == set(pl.read_parquet(tar.with_suffix(".parquet"))["id"]) and keys <= set(samples["id"])
 
 
 def test_thresholds_and_drift_limit(ray_local, dataset):

@@ -136,6 +136,39 @@ class TileShards:
         return to_table(rows)
 
 
+def prune_shards(output: str, accepted: set[str]) -> int:
+    """Rewrite the tile shards (and their tars) without the samples a later stage (translate, score, filter)
+    rejected, so the shards hold accepted samples only, as the tiles schema says; a shard left empty is
+    deleted. Returns how many samples were pruned."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from dataengine.storage import delete_file, exists, list_files, resolve
+
+    pruned = 0
+    for shard in list_files(join(output, TILES_DIR), (".parquet",)):  # skips _index.parquet
+        fs, path = resolve(shard)
+        with fs.open_input_file(path) as f:
+            ids = pq.read_table(f, columns=["id"]).column("id")
+        keep = pc.is_in(ids, value_set=pa.array(sorted(accepted), pa.string()))
+        gone = len(ids) - pc.sum(keep).as_py() if len(ids) else 0
+        if not gone:
+            continue
+        pruned += gone
+        tar = shard[: -len(".parquet")] + ".tar"
+        if gone == len(ids):
+            delete_file(shard)
+            if exists(tar):
+                delete_file(tar)
+            continue
+        with fs.open_input_file(path) as f:
+            table = pq.read_table(f).filter(keep)
+        write_parquet_atomic(shard, table, compression="none", dictionary=False)
+        if exists(tar):
+            write_bytes_atomic(tar, _tar(table.to_pylist()))
+    return pruned
+
+
 def write_index(output: str) -> str | None:
     """`tiles/_index.parquet`: (id, shard, row, num_tiles) read back from the shards themselves. The underscore
     keeps dataset readers that glob the shards from picking it up."""
