@@ -31,7 +31,7 @@ from dataengine.pipeline import PipelineSpec
 from dataengine.readers import ReadTasks, plan_tasks
 from dataengine.readers.records import STAGE as INGEST
 from dataengine.stage_stats import named
-from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join, resolve
+from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join, read_bytes, resolve
 
 _OPS: dict[str, Any] = {}
 
@@ -162,9 +162,10 @@ def build_plan(
 
 
 def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse to clobber a committed run unless asked; clear debris left by a killed, uncommitted run."""
+    """Refuse to clobber a committed run unless asked; clear debris left by a killed, uncommitted run (or by one
+    whose accounting failed)."""
     committed = join(output, manifest.FILENAME)
-    if exists(committed) and not overwrite:
+    if exists(committed) and not overwrite and json.loads(read_bytes(committed)).get("status") == "complete":
         raise FileExistsError(f"{output} already holds a committed run; pass --set output.overwrite=true")
     delete_file(committed)
     for sub in ("samples", "rejects", "tiles", "_work"):
@@ -283,6 +284,8 @@ def run(
     delete_dir(join(output, "_work"))
     record = manifest.finished(record, files, check, time.time() - started, ray.__version__, tile_index)
     record["stage_stats"] = stats
+    if not check["ok"]:
+        record["status"] = "failed_accounting"  # recorded for inspection, never taken for a complete run
     if "incremental" not in plan:
         manifest.commit(output, run_dir, record)
     elif check["ok"]:

@@ -204,3 +204,16 @@ def test_hostile_inputs_never_crash_and_every_record_is_accounted(ray_local, tmp
     reasons = rejects["reason"].to_list()
     assert reasons.count("invalid_json") == 1 and reasons.count("invalid_utf8") == 2 and "record_too_large" in reasons
     assert rejects.filter(pl.col("reason") == "invalid_utf8")["record"][0].startswith('{"id": "latin1"')
+
+
+def test_only_a_complete_run_is_protected_from_reuse(tmp_path):
+    """A run whose accounting failed is recorded (manifest status failed_accounting) for inspection, but its
+    output is not a committed run: the next run may reuse the folder without overwrite."""
+    out = tmp_path / "out"
+    (out / "samples").mkdir(parents=True)
+    (out / manifest.FILENAME).write_text(json.dumps({"status": "failed_accounting"}))
+    runner.prepare_output(str(out), overwrite=False)
+    assert not (out / manifest.FILENAME).exists() and not (out / "samples").exists()
+    (out / manifest.FILENAME).write_text(json.dumps({"status": "complete"}))
+    with pytest.raises(FileExistsError, match="committed run"):
+        runner.prepare_output(str(out), overwrite=False)
