@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -39,16 +41,18 @@ def register(main: click.Group) -> None:
             spec = pipeline.load(pipeline_name, sets)
         except pipeline.PipelineError as exc:
             raise click.ClickException(str(exc)) from None
-        job_id = jobs.submit(
-            spec, address, input_uri=input_uri, output=output, storage=job_storage, token=token,
-            submission_id=submission_id,
-        )  # fmt: skip
+        with _cluster_errors(address):
+            job_id = jobs.submit(
+                spec, address, input_uri=input_uri, output=output, storage=job_storage, token=token,
+                submission_id=submission_id,
+            )  # fmt: skip
         click.echo(f"submitted {job_id} to {address}")
         if not follow:
             return
-        for text in jobs.follow(address, job_id, token):
-            click.echo(text, nl=False)
-        state = jobs.status(address, job_id, token)
+        with _cluster_errors(address):
+            for text in jobs.follow(address, job_id, token):
+                click.echo(text, nl=False)
+            state = jobs.status(address, job_id, token)
         click.echo(f"\njob {job_id}: {state['status']}")
         if state["status"] != "SUCCEEDED":
             sys.exit(1)
@@ -62,6 +66,17 @@ def register(main: click.Group) -> None:
         """Status of a submitted job (JSON), and optionally its logs."""
         from dataengine import jobs
 
-        click.echo(json.dumps(jobs.status(address, job_id, token), indent=2))
-        if logs:
-            click.echo(jobs.client(address, token).get_job_logs(job_id))
+        with _cluster_errors(address):
+            click.echo(json.dumps(jobs.status(address, job_id, token), indent=2))
+            if logs:
+                click.echo(jobs.client(address, token).get_job_logs(job_id))
+
+
+@contextmanager
+def _cluster_errors(address: str) -> Iterator[None]:
+    """What the Jobs client raises for an unknown job id, a duplicate submission id or an unreachable dashboard,
+    as one line for the user instead of a traceback."""
+    try:
+        yield
+    except (RuntimeError, ConnectionError, OSError, ValueError) as exc:
+        raise click.ClickException(f"{address}: {type(exc).__name__}: {str(exc).strip()[:500]}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 
 from click.testing import CliRunner
 from conftest import encode, textured, write_jsonl
@@ -46,6 +47,11 @@ def test_errors_are_clear_not_tracebacks(tmp_path):
     assert res.exit_code == 1 and "available:" in res.output
     res = invoke(tmp_path, "inspect", "nope")
     assert res.exit_code == 1 and "no run 'nope'" in res.output
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing answers there
+    res = invoke(tmp_path, "status", "raysubmit_x", "--address", f"http://127.0.0.1:{port}")
+    assert res.exit_code == 1 and "ConnectionError" in res.output and "Traceback" not in res.output
 
 
 def test_missing_input_is_a_clear_error(ray_local, tmp_path):

@@ -47,6 +47,9 @@ def test_submit_runs_the_pipeline_as_a_ray_job(head, tmp_path):
     state = CliRunner().invoke(main, ["status", "de-test-1", "--address", address])
     info = json.loads(state.output)
     assert info["status"] == "SUCCEEDED" and info["pipeline"] == "clean"
+    # ordinary mistakes are one clear line, not a traceback
+    typo = CliRunner().invoke(main, ["status", "raysubmit_typo", "--address", address])
+    assert typo.exit_code == 1 and typo.output.startswith(f"Error: {address}:") and "Traceback" not in typo.output
 
 
 def test_jobs_api_requires_the_token(head):
