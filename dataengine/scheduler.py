@@ -196,8 +196,12 @@ class Scheduler:
         return latest_fire_time(trigger, after, until), len(fire_times_between(trigger, after, until))
 
     def on_fire(self, name: str) -> None:
-        """APScheduler's job function: the run stands for the newest due fire time and coalesces the others."""
+        """APScheduler's job function: the run stands for the newest due fire time and coalesces the others.
+        Nothing due means the history already holds this fire: another scheduler on the same storage took it."""
         latest, count = self.due(name, utcnow())
+        if latest is None:
+            log.info("%s: this fire is already in the history (another scheduler took it); nothing submitted", name)
+            return
         self.fire(name, latest, coalesced=max(count, 1))
 
     def on_event(self, event: JobEvent) -> None:

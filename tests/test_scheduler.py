@@ -348,3 +348,18 @@ def test_apscheduler_fires_a_real_run_and_skips_fires_while_it_runs(head, datase
     record = json.loads(manifest.read_text())
     assert record["pipeline"] == "sched-loop" and record["accounting"]["ok"]
     assert (record["accounting"]["inputs"], record["accounting"]["accepted"]) == (3, 3)
+
+
+def test_a_fire_another_scheduler_took_is_not_run_again(tmp_path):
+    """Two schedulers on one storage: the second to reach a fire finds it in the history and submits nothing
+    (before, it fell back to a manual run with a fresh id, which the shared-id guard could not catch)."""
+    spec = pipeline.load("bilingual")
+    every_minute = CronTrigger.from_crontab("* * * * *", timezone="UTC")
+    first = Scheduler([spec], "http://127.0.0.1:9", storage=str(tmp_path), triggers={spec.name: every_minute})
+    now = datetime.now(UTC)
+    latest = latest_fire_time(every_minute, now - timedelta(minutes=5), now)
+    first.history.record(spec.name, first._entry(spec.name, latest, "running"))  # A took this fire
+    second = Scheduler([spec], "http://127.0.0.1:9", storage=str(tmp_path), triggers={spec.name: every_minute})
+    second.started = now - timedelta(minutes=5)
+    second.on_fire(spec.name)  # nothing due: returns without asking the (unreachable) cluster anything
+    assert [r["status"] for r in second.history.runs(spec.name)] == ["running"]
