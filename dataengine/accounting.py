@@ -24,6 +24,11 @@ def _ids(files: list[str]) -> pl.LazyFrame:
     return pl.scan_parquet(files).select("id")
 
 
+def ids(files: list[str]) -> set[str]:
+    """The sample ids in some Parquet files."""
+    return set(_ids(files).collect()["id"].to_list())
+
+
 def empty() -> dict[str, Any]:
     """The verdict of a run that had nothing to read (an incremental run with no new shards)."""
     keys = ("inputs", "accepted", "rejected", "duplicate_input_ids", "ids_in_both_or_twice", "missing", "unexpected")

@@ -31,7 +31,7 @@ from dataengine.pipeline import PipelineSpec
 from dataengine.readers import ReadTasks, plan_tasks
 from dataengine.readers.records import STAGE as INGEST
 from dataengine.stage_stats import named
-from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join, read_bytes, resolve
+from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join, read_bytes
 
 _OPS: dict[str, Any] = {}
 
@@ -206,18 +206,6 @@ def _plan_inputs(spec: PipelineSpec, tasks: list[dict[str, Any]], target: str, r
     }
 
 
-def _ids(parquet_files: list[str]) -> set[str]:
-    """The sample ids in some Parquet files (local or remote)."""
-    import pyarrow.parquet as pq
-
-    out: set[str] = set()
-    for file in parquet_files:
-        fs, path = resolve(file)
-        with fs.open_input_file(path) as f:
-            out.update(pq.read_table(f, columns=["id"]).column("id").to_pylist())
-    return out
-
-
 def run(
     spec: PipelineSpec,
     *,
@@ -271,16 +259,12 @@ def run(
         ds = map_stage(ds, stage, output, storage, labels)
     stats: list[dict[str, Any]] = []
     files = export(ds, spec.stage("export"), output, run_id, labels, stats)
+    sample_files = [f["file"] for f in files if f["table"] == "samples"]
     tile_index = None
     if "tile" in [s.op for s in spec.stages]:
-        accepted = _ids([f["file"] for f in files if f["table"] == "samples"])
-        prune_shards(output, accepted)  # samples rejected after tiling leave the shards too
+        prune_shards(output, accounting.ids(sample_files))  # samples rejected after tiling leave the shards too
         tile_index = write_index(output)
-    check = accounting.check(
-        input_ids,
-        [f["file"] for f in files if f["table"] == "samples"],
-        [f["file"] for f in files if f["table"] == "rejects"],
-    )
+    check = accounting.check(input_ids, sample_files, [f["file"] for f in files if f["table"] == "rejects"])
     delete_dir(join(output, "_work"))
     record = manifest.finished(record, files, check, time.time() - started, ray.__version__, tile_index)
     record["stage_stats"] = stats

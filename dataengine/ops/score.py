@@ -124,16 +124,7 @@ class ScoreBatches:
         def as_item(it: dict[str, Any]) -> Item:
             return Item(it["tiles"], it["texts"]["en"], it["texts"]["zh"])
 
-        try:
-            return list(self.scorer.score([as_item(it) for it in items]))
-        except Exception:  # find the sample that fails; the others are scored one by one
-            out = []
-            for it in items:
-                try:
-                    out.append(self.scorer.score([as_item(it)])[0])
-                except Exception as exc:
-                    out.append(exc)
-            return out
+        return self.scorer.score_each([as_item(it) for it in items])  # a failing sample fails alone
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         started = time.perf_counter()

@@ -145,12 +145,12 @@ def prune_shards(output: str, accepted: set[str]) -> int:
 
     from dataengine.storage import delete_file, exists, list_files, resolve
 
-    pruned = 0
+    pruned, kept_ids = 0, pa.array(sorted(accepted), pa.string())
     for shard in list_files(join(output, TILES_DIR), (".parquet",)):  # skips _index.parquet
         fs, path = resolve(shard)
         with fs.open_input_file(path) as f:
             ids = pq.read_table(f, columns=["id"]).column("id")
-        keep = pc.is_in(ids, value_set=pa.array(sorted(accepted), pa.string()))
+        keep = pc.is_in(ids, value_set=kept_ids)
         gone = len(ids) - pc.sum(keep).as_py() if len(ids) else 0
         if not gone:
             continue

@@ -51,6 +51,20 @@ class Scorer:
     def label(self) -> str:
         return self.model.meta.label
 
+    def score_each(self, items: list[Item]) -> list[dict[str, float | None] | Exception]:
+        """`score`, except that if the batch fails each item is scored alone: one bad item (a corrupt tile) fails
+        by itself, its exception in its place."""
+        try:
+            return list(self.score(items))
+        except Exception:
+            out: list[dict[str, float | None] | Exception] = []
+            for item in items:
+                try:
+                    out.append(self.score([item])[0])
+                except Exception as exc:
+                    out.append(exc)
+            return out
+
     def score(self, items: list[Item]) -> list[dict[str, float | None]]:
         import torch
 

@@ -136,18 +136,11 @@ class ScorerServer:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
     async def _score(self, items: list[Any]) -> list[dict[str, Any]]:
-        """Scores for a batch of requests; if the batch fails, each is scored alone so that one bad request
-        fails only itself (its result then carries "error")."""
-        try:
-            return self.scorer.score(items)
-        except Exception:
-            out = []
-            for item in items:
-                try:
-                    out.append(self.scorer.score([item])[0])
-                except Exception as exc:
-                    out.append({"error": f"could not score: {type(exc).__name__}: {exc}"[:300]})
-            return out
+        """Scores for a batch of requests; one bad request fails only itself (its result then carries "error")."""
+        return [
+            {"error": f"could not score: {type(r).__name__}: {r}"[:300]} if isinstance(r, Exception) else r
+            for r in self.scorer.score_each(items)
+        ]
 
     async def __call__(self, request: Request) -> JSONResponse:
         from dataengine.scorer.scoring import Item

@@ -81,3 +81,9 @@ def messages(
     system = SYSTEM + glossary_block(glossary or {}) + (STRICT_SUFFIX if strict else "")
     prefix = CONTEXT.format(context="\n".join(context)) if context else ""
     return [{"role": "system", "content": system}, {"role": "user", "content": prefix + USER.format(text=text)}]
+
+
+def has_words(protected_text: str) -> bool:
+    """Whether protected text has words to translate: text of only tags, markup, numbers or markers is its own
+    translation and never goes to the model."""
+    return any(c.isalpha() for c in MARKER.sub("", protected_text))

@@ -80,7 +80,7 @@ class Translator:
             hit = self.cache.get(seg.source) if self.cache else None
             if hit is not None:
                 seg.result, seg.cached = hit, True
-            elif not seg.protected.text.strip() or not _has_letters(prompt.MARKER.sub("", seg.protected.text)):
+            elif not prompt.has_words(seg.protected.text):
                 seg.result = seg.source  # only tags/markup/numbers: nothing to translate
             else:
                 todo.append(seg)
@@ -133,7 +133,3 @@ class Translator:
                 ]
             outcomes.append(out)
         return outcomes
-
-
-def _has_letters(text: str) -> bool:
-    return any(c.isalpha() for c in text)

@@ -51,8 +51,7 @@ def processor_config(cfg: Any, model_path: str) -> Any:
 def needs_model(text: str) -> bool:
     """Whether a segment has words to translate; one of only tags, markup or numbers is kept as it is (as the
     Translator does), never sent to the model."""
-    protected = prompt.protect(text).text
-    return bool(protected.strip()) and any(c.isalpha() for c in prompt.MARKER.sub("", protected))
+    return prompt.has_words(prompt.protect(text).text)
 
 
 def source_texts(row: dict[str, Any]) -> list[str]:
