@@ -145,7 +145,7 @@ class _TileOnly:
     def __init__(self, config: dict[str, Any], output: str):
         from dataengine.ops.tile import TileShards
 
-        self.stage = TileShards(config, output)
+        self.stage = TileShards(config, output, run_id="bench")
 
     def __call__(self, batch: Any) -> Any:
         out = self.stage(batch)

@@ -12,3 +12,9 @@ def sample_id(source: str, location: str) -> str:
 
 def content_hash(data: bytes, size: int = 16) -> str:
     return hashlib.blake2b(data, digest_size=size).hexdigest()
+
+
+def run_token(run_id: str) -> str:
+    """8 hex chars naming one run's files (`part-<token>-...`, `shard-<token>-...`), so a run can write beside a
+    committed one in the same folder and the files of each stay apart until the newer commits."""
+    return content_hash(run_id.encode(), 4)

@@ -98,13 +98,15 @@ def split_stages(spec: PipelineSpec) -> tuple[list[Any], list[Any]]:
     return pre, post
 
 
-def map_stage(ds: Any, stage: Any, output: str, storage: str, labels: dict[str, str] | None = None) -> Any:
+def map_stage(
+    ds: Any, stage: Any, output: str, storage: str, run_id: str, labels: dict[str, str] | None = None
+) -> Any:
     """One stage as a Ray Data map_batches, as tasks or an actor pool as the stage declares.
     `labels` ({pipeline, run}) tag the stage's metrics (dataengine.metrics); None records none."""
     config = stage.model_dump()
     tags = stage_labels(labels, stage.op)
     if stage.op == "tile":
-        cls, args = TileShards, (config, output)
+        cls, args = TileShards, (config, output, run_id)
     elif stage.op == "score":
         if stage.compute.kind != "actors":
             raise ValueError("stages: score runs on an actor pool (compute.kind: actors)")
@@ -126,7 +128,7 @@ def map_stage(ds: Any, stage: Any, output: str, storage: str, labels: dict[str, 
             **stage.ray_args(),
         )
     fn = (
-        partial(_apply_tile, config=config, output=output, labels=tags)
+        partial(_apply_tile, config=config, output=output, run_id=run_id, labels=tags)
         if stage.op == "tile"
         else partial(_apply, op_name=stage.op, config=config, labels=tags)
     )
@@ -134,9 +136,9 @@ def map_stage(ds: Any, stage: Any, output: str, storage: str, labels: dict[str, 
 
 
 def _apply_tile(
-    batch: pa.Table, config: dict[str, Any], output: str, labels: dict[str, str] | None = None
+    batch: pa.Table, config: dict[str, Any], output: str, run_id: str, labels: dict[str, str] | None = None
 ) -> pa.Table:
-    return TileShards(config, output, labels=labels)(batch)
+    return TileShards(config, output, run_id, labels=labels)(batch)
 
 
 def build_plan(
@@ -144,6 +146,7 @@ def build_plan(
     tasks: list[dict[str, Any]],
     output: str,
     storage: str,
+    run_id: str,
     labels: dict[str, str] | None = None,
 ) -> Any:
     """The streaming part of the plan: read tasks + row ops, lazily (nothing runs until consumed).
@@ -157,53 +160,52 @@ def build_plan(
         batch_format="pyarrow",
     )
     for stage in split_stages(spec)[0]:
-        ds = map_stage(ds, stage, output, storage, labels)
+        ds = map_stage(ds, stage, output, storage, run_id, labels)
     return ds
+
+
+OUTPUT_DIRS = ("samples", "rejects", "tiles")
 
 
 def prepare_output(output: str, overwrite: bool) -> None:
     """Refuse to clobber a committed run unless asked; clear debris left by a killed, uncommitted run (or by one
-    whose accounting failed)."""
+    whose accounting failed). A committed run stays as it is, readable through its manifest, until the run that
+    overwrites it commits (`sweep_output`): its files and this run's are named apart (`ids.run_token`)."""
     committed = join(output, manifest.FILENAME)
-    if exists(committed) and not overwrite and json.loads(read_bytes(committed)).get("status") == "complete":
+    complete = exists(committed) and json.loads(read_bytes(committed)).get("status") == "complete"
+    if complete and not overwrite:
         raise FileExistsError(f"{output} already holds a committed run; pass --set output.overwrite=true")
+    delete_dir(join(output, "_work"))
+    if complete:
+        return
     delete_file(committed)
-    for sub in ("samples", "rejects", "tiles", "_work"):
+    for sub in OUTPUT_DIRS:
         delete_dir(join(output, sub))
+
+
+def sweep_output(output: str, run_id: str) -> list[str]:
+    """After a run committed into `output`: delete the files of the run it replaced and of killed runs (any file
+    under samples/, rejects/, tiles/ not named with this run's token). Returns what it deleted."""
+    from dataengine.ids import run_token
+    from dataengine.storage import list_files
+
+    token = run_token(run_id)
+    gone = []
+    for sub in OUTPUT_DIRS:
+        for f in list_files(join(output, sub)):
+            if f"-{token}" not in f.rsplit("/", 1)[-1]:
+                delete_file(f)
+                gone.append(f)
+    return gone
 
 
 def _plan_inputs(spec: PipelineSpec, tasks: list[dict[str, Any]], target: str, run_id: str) -> dict[str, Any]:
     """Where this run writes and which read tasks it processes. Plain runs: everything into `target`.
-    Incremental runs: `target` is a dataset; shards committed there with the same config are skipped."""
+    Incremental runs: `target` is a dataset (`ledger.plan`)."""
     if not spec.output.incremental:
         prepare_output(target, spec.output.overwrite)
         return {"output": target, "tasks": tasks}
-    if spec.output.overwrite:
-        ledger.clear(target)
-    history = ledger.commits(target)
-    cfg_hash = ledger.config_hash(spec)
-    ledger.check_config(target, history, cfg_hash)
-    debris = ledger.remove_debris(target, history, keep=run_id)
-    if history:
-        ledger.write_head(target)  # a run killed between its commit and HEAD left HEAD behind
-    done = ledger.committed_shards(history, cfg_hash)
-    keyed = [(ledger.shard_key(t), t) for t in tasks]
-    todo = [(k, t) for k, t in keyed if k not in done]
-    if todo:  # this run will write D/runs/<run_id>/: claimed, so that a run beside it leaves it alone
-        ledger.claim(target, run_id)
-    return {
-        "output": join(target, ledger.RUNS, run_id),
-        "tasks": [t for _, t in todo],
-        "incremental": {
-            "dataset": target,
-            "config_hash": cfg_hash,
-            "seen_commits": len(history),
-            "shards": [k for k, _ in todo],
-            "shards_total": len(tasks),
-            "shards_skipped": len(tasks) - len(todo),
-            "debris_removed": debris,
-        },
-    }
+    return ledger.plan(target, spec, tasks, run_id)
 
 
 def run(
@@ -236,8 +238,8 @@ def run(
     output = plan["output"]
     started = time.time()
     record = manifest.started(run_id, spec, input_uri, output, started)
-    if "incremental" in plan:
-        record["incremental"] = {k: v for k, v in plan["incremental"].items() if k != "shards"}
+    if "summary" in plan:
+        record["incremental"] = dict(plan["summary"])
     manifest.write(run_dir, record, name=manifest.STARTED)
     if not plan["tasks"]:
         record = manifest.finished(record, [], accounting.empty(), time.time() - started, ray.__version__)
@@ -246,36 +248,37 @@ def run(
 
     init_ray(spec, address)
     labels = {"pipeline": spec.name, "run": run_id}
-    ds = build_plan(spec, plan["tasks"], output, storage, labels).materialize()
+    ds = build_plan(spec, plan["tasks"], output, storage, run_id, labels).materialize()
     input_ids = join(output, "_work", "input_ids")
     ds.select_columns(["id"]).write_parquet(input_ids)
     if "dedup" in [s.op for s in spec.stages]:
-        prior = ledger.files(plan["incremental"]["dataset"]) if "incremental" in plan else None
-        ds = dedup(ds, spec.stage("dedup"), labels, prior)
+        ds = dedup(ds, spec.stage("dedup"), labels, plan.get("prior"))
     for stage in split_stages(spec)[1]:
         if stage.op == "filter" and stage.keep_top_fraction is not None:
             ds = ds.materialize()  # the top fraction is a global cut: every sample's score first
             stage = stage.model_copy(update={"cutoff": top_cutoff(ds, stage)})
-        ds = map_stage(ds, stage, output, storage, labels)
+        ds = map_stage(ds, stage, output, storage, run_id, labels)
     stats: list[dict[str, Any]] = []
     files = export(ds, spec.stage("export"), output, run_id, labels, stats)
     sample_files = [f["file"] for f in files if f["table"] == "samples"]
     tile_index = None
     if "tile" in [s.op for s in spec.stages]:
-        prune_shards(output, accounting.ids(sample_files))  # samples rejected after tiling leave the shards too
-        tile_index = write_index(output)
+        prune_shards(output, run_id, accounting.ids(sample_files))  # samples rejected after tiling leave too
+        tile_index = write_index(output, run_id)
     check = accounting.check(input_ids, sample_files, [f["file"] for f in files if f["table"] == "rejects"])
     delete_dir(join(output, "_work"))
     record = manifest.finished(record, files, check, time.time() - started, ray.__version__, tile_index)
     record["stage_stats"] = stats
     if not check["ok"]:
         record["status"] = "failed_accounting"  # recorded for inspection, never taken for a complete run
-    if "incremental" not in plan:
+    if "commit" not in plan and check["ok"]:
         manifest.commit(output, run_dir, record)
-    elif check["ok"]:
-        inc = plan["incremental"]
+        sweep_output(output, run_id)  # only now does the run this one replaced go
+    elif not check["ok"]:
+        manifest.write(run_dir, record)  # recorded for inspection; the output keeps the run it held, if any
+    else:
         manifest.write(output, record)
-        entry = ledger.commit(inc["dataset"], record, inc["shards"], inc["config_hash"], inc["seen_commits"])
+        entry = ledger.commit(plan["commit"]["dataset"], record, plan["commit"])
         record["incremental"]["commit"] = entry["seq"]
         manifest.write(run_dir, record)
     if not check["ok"]:

@@ -3,6 +3,7 @@ a driver or a worker killed at any point, then a re-run, gives the same final ex
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -128,6 +129,71 @@ def test_duplicates_of_committed_samples_are_rejected_by_later_runs(ray_local, t
         ("duplicate_near", first_id),
     ]
     assert second["accounting"]["accepted"] == 1 and len(committed(ds)) == 4  # the committed sample stays
+
+
+def _head_ids(ds: Path) -> dict[str, list[str]]:
+    out = {t: pl.read_parquet(ledger.files(str(ds), t))["id"].to_list() for t in ("samples", "rejects")}
+    out["tile_index"] = pl.read_parquet(ledger.files(str(ds), "tile_index"))["id"].to_list()
+    return out
+
+
+def test_edited_and_appended_inputs_supersede_their_earlier_rows(ray_local, tmp_path):
+    """A committed input file that grows or changes is processed again and its earlier rows leave HEAD: after each
+    run the dataset equals a one-shot run over the inputs as they are now, every id in it once."""
+    data = tmp_path / "data"
+    make_shards(data, ["a", "b"], per_shard=3)
+    spec = pipeline.parse(SPEC)
+    ds, st = tmp_path / "ds", str(tmp_path / "st")
+    runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
+
+    (data / "img" / "900.jpg").write_bytes(encode(textured(900, (900, 600))))
+    with open(data / "a.jsonl", "a") as f:  # appended: a fourth picture
+        f.write(json.dumps({"image": "img/900.jpg", "caption": "An abstract smooth texture, appended later."}) + "\n")
+    appended = runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
+    assert appended["incremental"]["shards_superseded"] == 1 and appended["accounting"]["inputs"] == 5
+
+    lines = (data / "a.jsonl").read_text().splitlines()
+    lines[1] = json.dumps({"image": "img/1.jpg", "caption": "The same texture, its caption edited in place."})
+    (data / "a.jsonl").write_text("\n".join(lines) + "\n")
+    edited = runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
+    assert edited["incremental"]["commit"] == 3
+
+    ids = _head_ids(ds)
+    assert len(ids["samples"]) == len(set(ids["samples"])) == 7 and len(ids["rejects"]) == 2
+    assert not set(ids["samples"]) & set(ids["rejects"])
+    assert sorted(ids["tile_index"]) == sorted(ids["samples"])  # the tile index follows
+    assert "its caption edited in place" in " ".join(committed(ds)["caption"].to_list())
+    one_shot = tmp_path / "one"
+    runner.run(spec, input_uri=str(data), output_uri=str(one_shot), storage=st)
+    for table in ("samples", "rejects"):
+        assert committed(ds, table).equals(committed(one_shot, table)), table
+
+
+def test_a_failed_rebuild_leaves_the_dataset_readable(ray_local, tmp_path, monkeypatch):
+    """output.overwrite on an incremental dataset: the rebuild commits as one replacing commit; until then (and
+    when it fails) the committed dataset is untouched; after it, the replaced runs' folders and commits go."""
+    data = tmp_path / "data"
+    make_shards(data, ["a"], per_shard=2)
+    ds, st = tmp_path / "ds", str(tmp_path / "st")
+    first = runner.run(pipeline.parse(SPEC), input_uri=str(data), output_uri=str(ds), storage=st)
+    before = committed(ds)
+    rebuild = pipeline.parse({**SPEC, "output": {"incremental": True, "overwrite": True}})
+
+    def cluster_gone(*args, **kwargs):
+        raise ConnectionError("cluster unreachable")
+
+    with monkeypatch.context() as m:
+        m.setattr(runner, "build_plan", cluster_gone)
+        with pytest.raises(ConnectionError):
+            runner.run(rebuild, input_uri=str(data), output_uri=str(ds), storage=st)
+    assert committed(ds).equals(before) and [c["run_id"] for c in ledger.commits(str(ds))] == [first["run_id"]]
+
+    again = runner.run(rebuild, input_uri=str(data), output_uri=str(ds), storage=st)
+    assert again["incremental"]["rebuild"] and again["accounting"]["inputs"] == 3
+    assert [c["run_id"] for c in ledger.commits(str(ds))] == [again["run_id"]]
+    assert sorted(p.name for p in (ds / "runs").iterdir()) == [again["run_id"]]
+    assert {p.name for p in (ds / "_ledger").iterdir()} == {ledger.HEAD, f"000002-{again['run_id']}.json"}
+    assert committed(ds).equals(before)
 
 
 @pytest.fixture(scope="module")

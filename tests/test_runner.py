@@ -105,6 +105,35 @@ def test_output_uri_and_refusing_to_overwrite(ray_local, tmp_path):
     ]["ok"]
 
 
+def test_overwrite_keeps_the_committed_run_until_the_new_one_commits(ray_local, tmp_path, monkeypatch):
+    """output.overwrite builds the new run beside the committed one: a rebuild that fails after planning leaves the
+    old run whole and readable through its manifest; one that commits replaces it, and only then is it swept."""
+    recs = make_dataset(tmp_path / "data", 3)
+    write_jsonl(tmp_path / "data" / "ann.jsonl", recs)
+    out, st = tmp_path / "export", str(tmp_path / "s")
+    first = runner.run(spec(), input_uri=str(tmp_path / "data"), output_uri=str(out), storage=st)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def cluster_gone(*args, **kwargs):
+        raise ConnectionError("cluster unreachable")
+
+    with monkeypatch.context() as m:
+        m.setattr(runner, "build_plan", cluster_gone)
+        with pytest.raises(ConnectionError):
+            runner.run(spec(output={"overwrite": True}), input_uri=str(tmp_path / "data"), output_uri=str(out),
+                       storage=st)  # fmt: skip
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert json.loads((out / "manifest.json").read_text())["run_id"] == first["run_id"]
+    assert len(outputs(first)[0]) == 3
+
+    second = runner.run(spec(output={"overwrite": True}), input_uri=str(tmp_path / "data"), output_uri=str(out),
+                        storage=st)  # fmt: skip
+    assert json.loads((out / "manifest.json").read_text())["run_id"] == second["run_id"]
+    listed = {os.path.basename(f) for t in ("samples", "rejects") for f in second["files"][t]}
+    assert {p.name for p in out.rglob("*.parquet")} == listed  # the replaced run's files are gone
+    assert len(outputs(second)[0]) == 3
+
+
 def test_killed_run_debris_is_cleared_on_rerun(ray_local, tmp_path):
     recs = make_dataset(tmp_path / "data", 2)
     out = tmp_path / "export"

@@ -268,8 +268,10 @@ def dedup(ds: Any, cfg: DedupConfig, labels: dict[str, str] | None = None, prior
     keys = ds.map_batches(keys_of, fn_kwargs={"key": cfg.key}, batch_format="pyarrow", **res)
     if prior:
         cols = ["id", "pixel_hash", "phash", "width", "height", "caption", "conversations"]
-        earlier = ray.data.read_parquet(prior, columns=cols).map_batches(
-            keys_of, fn_kwargs={"key": cfg.key, "prior": True}, batch_format="pyarrow", **res
+        earlier = (
+            ray.data.read_parquet(prior)
+            .select_columns(cols)
+            .map_batches(keys_of, fn_kwargs={"key": cfg.key, "prior": True}, batch_format="pyarrow", **res)
         )
         keys = keys.union(earlier)
     if cfg.exact:

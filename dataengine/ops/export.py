@@ -1,7 +1,8 @@
 """Write accepted rows to `samples/` and rejected rows to `rejects/` as Parquet in the versioned schemas.
 
-Each Ray batch becomes at most one file per table, named by a hash of its ids (same rows, same name) and
-written to a hidden temp file first, then renamed, so readers never see partial files.
+Each Ray batch becomes at most one file per table, `part-<run token>-<hash of its ids>.parquet` (a retried batch
+rewrites the same name; another run's files never clash with this one's), written to a hidden temp file first, then
+renamed, so readers never see partial files.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from dataengine import schema, stage_stats
-from dataengine.ids import content_hash
+from dataengine.ids import content_hash, run_token
 from dataengine.metrics import StageMetrics, stage_labels
 from dataengine.ops.base import StageConfig
 from dataengine.stage_stats import named
@@ -67,7 +68,7 @@ def write_parts(
         if len(part) == 0:
             continue
         digest = content_hash("\n".join(sorted(part.column("id").to_pylist())).encode(), 10)
-        file = join(output, name, f"part-{digest}.parquet")
+        file = join(output, name, f"part-{run_token(run_id)}-{digest}.parquet")
         write_parquet_atomic(file, part)
         results.append({"table": name, "file": file, "rows": len(part)})
         metrics.inc("dataengine_export_rows", len(part), table=name)

@@ -17,7 +17,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from dataengine import schema
-from dataengine.ids import content_hash
+from dataengine.ids import content_hash, run_token
 from dataengine.metrics import StageMetrics
 from dataengine.ops.base import StageConfig
 from dataengine.records import reject, to_table
@@ -25,7 +25,20 @@ from dataengine.storage import join, write_bytes_atomic, write_parquet_atomic
 from dataengine.tiling import tile_encoded
 
 TILES_DIR = "tiles"
-INDEX = "_index.parquet"
+
+
+def index_name(run_id: str) -> str:
+    """The run's shard index, `_index-<run token>.parquet`: the underscore keeps readers that glob the shards from
+    picking it up, the token keeps it apart from the index of a committed run in the same folder."""
+    return f"_index-{run_token(run_id)}.parquet"
+
+
+def _shards_of(output: str, run_id: str) -> list[str]:
+    """This run's shard files under `output/tiles/` (a committed run's may sit beside them until this one commits)."""
+    from dataengine.storage import list_files
+
+    prefix = f"shard-{run_token(run_id)}-"
+    return [f for f in list_files(join(output, TILES_DIR), (".parquet",)) if f.rsplit("/", 1)[-1].startswith(prefix)]
 
 
 class TileConfig(StageConfig):
@@ -63,14 +76,15 @@ def _tar(rows: list[dict[str, Any]]) -> bytes:
 class TileShards:
     """Ray Data UDF: working rows -> same rows with grid/shard columns; tiles written to shards on the way."""
 
-    def __init__(self, config: dict[str, Any], output: str, labels: dict[str, str] | None = None):
+    def __init__(self, config: dict[str, Any], output: str, run_id: str, labels: dict[str, str] | None = None):
         self.cfg = TileConfig.model_validate(config)
         self.output = output
+        self.token = run_token(run_id)
         self.metrics = StageMetrics(labels)
 
     def _flush(self, shard_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
         digest = content_hash("\n".join(r["id"] for r in shard_rows).encode(), 10)
-        name = f"shard-{digest}"
+        name = f"shard-{self.token}-{digest}"
         table = schema.conform(pa.Table.from_pylist(shard_rows), schema.load("tiles"))
         # JPEG bytes do not compress: skipping zstd saves CPU on the hot path
         write_parquet_atomic(
@@ -136,17 +150,17 @@ class TileShards:
         return to_table(rows)
 
 
-def prune_shards(output: str, accepted: set[str]) -> int:
+def prune_shards(output: str, run_id: str, accepted: set[str]) -> int:
     """Rewrite the tile shards (and their tars) without the samples a later stage (translate, score, filter)
     rejected, so the shards hold accepted samples only, as the tiles schema says; a shard left empty is
     deleted. Returns how many samples were pruned."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from dataengine.storage import delete_file, exists, list_files, resolve
+    from dataengine.storage import delete_file, exists, resolve
 
     pruned, kept_ids = 0, pa.array(sorted(accepted), pa.string())
-    for shard in list_files(join(output, TILES_DIR), (".parquet",)):  # skips _index.parquet
+    for shard in _shards_of(output, run_id):
         fs, path = resolve(shard)
         with fs.open_input_file(path) as f:
             ids = pq.read_table(f, columns=["id"]).column("id")
@@ -169,14 +183,12 @@ def prune_shards(output: str, accepted: set[str]) -> int:
     return pruned
 
 
-def write_index(output: str) -> str | None:
-    """`tiles/_index.parquet`: (id, shard, row, num_tiles) read back from the shards themselves. The underscore
-    keeps dataset readers that glob the shards from picking it up."""
+def write_index(output: str, run_id: str) -> str | None:
+    """`tiles/_index-<run token>.parquet`: (id, shard, row, num_tiles) of this run's shards, read back from the
+    shards themselves."""
     import polars as pl
 
-    from dataengine.storage import list_files
-
-    shards = list_files(join(output, TILES_DIR), (".parquet",))  # skips _index.parquet
+    shards = _shards_of(output, run_id)
     if not shards:
         return None
     parts = []
@@ -190,6 +202,6 @@ def write_index(output: str) -> str | None:
         ),
         schema.load("tile_index"),
     )
-    path = join(output, TILES_DIR, INDEX)
+    path = join(output, TILES_DIR, index_name(run_id))
     write_parquet_atomic(path, index)
     return path
