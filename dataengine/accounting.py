@@ -13,8 +13,16 @@ from dataengine.storage import list_files
 
 
 class AccountingError(RuntimeError):
-    def __init__(self, check: dict[str, Any]):
-        super().__init__(f"accounting invariant violated: {check}")
+    """A run's outputs do not account for its inputs; the message says by how much and where the run's files are."""
+
+    def __init__(self, check: dict[str, Any], run_id: str | None = None, output: str | None = None):
+        where = f" in run {run_id}" if run_id else ""
+        files = f"; its files are in {output}, nothing committed (`dataengine inspect {run_id}`)" if output else ""
+        super().__init__(
+            f"accounting invariant violated{where}: {check.get('inputs')} inputs, {check.get('accepted')} accepted + "
+            f"{check.get('rejected')} rejected, {check.get('missing')} missing, {check.get('ids_in_both_or_twice')} "
+            f"in both tables or twice, {check.get('duplicate_input_ids')} duplicate input ids{files}"
+        )
         self.check = check
 
 

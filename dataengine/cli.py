@@ -13,10 +13,25 @@ from rich.table import Table
 from dataengine import manifest, pipeline
 from dataengine.storage import default_root, delete_dir, join
 
-console = Console()
+console = Console(markup=False)  # paths and captions are printed as written, never read as rich markup
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group: a mistake in what the user gave (a pipeline or --set, a model name, an input that does
+    not balance) ends in one line naming it, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from dataengine.accounting import AccountingError
+        from dataengine.ledger import LedgerConflict
+        from dataengine.models import ModelError
+
+        try:
+            return super().invoke(ctx)
+        except (pipeline.PipelineError, ModelError, AccountingError, LedgerConflict) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 @click.option("--storage", envvar="DATAENGINE_STORAGE", default=None, help="data root (default: ./storage)")
 @click.pass_context
 def main(ctx: click.Context, storage: str | None) -> None:
@@ -43,6 +58,8 @@ def _run(
         record = runner.run(spec, input_uri=input_uri, output_uri=output, address=address, storage=ctx.obj["storage"])
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    except ConnectionError as exc:
+        raise click.ClickException(f"cannot reach the Ray cluster at {address}: {exc}; check --address") from None
     print_summary(record, console)
 
 

@@ -6,7 +6,9 @@ from typing import Any
 
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 
 def _scan(files: list[str], columns: list[str]) -> pl.LazyFrame | None:
@@ -71,16 +73,18 @@ def score_stats(files: list[str]) -> dict[str, Any] | None:
 def print_summary(record: dict[str, Any], console: Console | None = None, show_config: bool = False) -> None:
     console = console or Console()
     stats = run_stats(record)
-    console.rule(f"run {record['run_id']} ({record.get('status', '?')})")
-    console.print(f"pipeline  {record['pipeline']}")
-    console.print(f"input     {record['input']}")
-    console.print(f"output    {record['output']}")
+    console.rule(escape(f"run {record['run_id']} ({record.get('status', '?')})"))
+    for label in ("pipeline", "input", "output"):  # user-given text: never read as rich markup
+        console.print(f"{label:<9} {record[label]}", markup=False)
     inc = record.get("incremental")
     if inc:
         done = f"commit {inc['commit']}" if "commit" in inc else "nothing new to commit"
+        changed = f", {inc['shards_superseded']} changed since their commit" if inc.get("shards_superseded") else ""
+        rebuilt = " (rebuild: replaces the whole dataset)" if inc.get("rebuild") else ""
         console.print(
             f"dataset   {inc['dataset']}: {inc['shards_skipped']} of {inc['shards_total']} input shards already "
-            f"committed; {done}"
+            f"committed{changed}; {done}{rebuilt}",
+            markup=False,
         )
     if "wall_s" in record:
         rate = stats["inputs"] / record["wall_s"] if record["wall_s"] else 0.0
@@ -102,16 +106,18 @@ def print_summary(record: dict[str, Any], console: Console | None = None, show_c
     if stats["rejects_by_reason"]:
         table = Table("stage", "reason", "count", title="rejected by reason")
         for r in stats["rejects_by_reason"]:
-            table.add_row(r["stage"], r["reason"], str(r["len"]))
+            table.add_row(escape(r["stage"]), escape(r["reason"]), str(r["len"]))
         console.print(table)
     acc = record.get("accounting")
     if acc:
-        verdict = "[green]OK[/green]" if acc["ok"] else "[red]VIOLATED[/red]"
-        console.print(
-            f"accounting {verdict}: inputs {acc['inputs']} = accepted {acc['accepted']} + rejected {acc['rejected']}"
+        line = Text("accounting ")
+        line.append("OK" if acc["ok"] else "VIOLATED", style="green" if acc["ok"] else "red")
+        line.append(
+            f": inputs {acc['inputs']} = accepted {acc['accepted']} + rejected {acc['rejected']}"
             f" (missing {acc['missing']}, duplicated {acc['ids_in_both_or_twice']})"
         )
+        console.print(line)
     if show_config:
         import yaml
 
-        console.print(yaml.safe_dump(record["config"], sort_keys=False, allow_unicode=True))
+        console.print(yaml.safe_dump(record["config"], sort_keys=False, allow_unicode=True), markup=False)

@@ -132,12 +132,27 @@ def find(name_or_path: str) -> Path:
     return candidate
 
 
+def split_set(assignment: str) -> tuple[str, Any]:
+    """One `--set KEY=VALUE` (every command's): the key and the value parsed as YAML."""
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise PipelineError(f"--set expects key=value, got {assignment!r}")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise PipelineError(f"--set {key.strip()}: {value!r} is not a YAML value ({problem}); quote it") from None
+
+
+def invalid(exc: ValidationError, origin: str) -> PipelineError:
+    """A pydantic validation error as one PipelineError naming each bad field."""
+    return PipelineError(f"{origin}: invalid settings\n{_format(exc)}")
+
+
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
     """`a.b.c=value` (value parsed as YAML); in `stages.X...`, X is a stage's op name or its index."""
-    key, sep, value = assignment.partition("=")
-    if not sep or not key:
-        raise PipelineError(f"--set expects key=value, got {assignment!r}")
-    parts = key.strip().split(".")
+    key, value = split_set(assignment)
+    parts = key.split(".")
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
         if isinstance(node, list):
@@ -148,7 +163,7 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
                 raise PipelineError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
     if isinstance(node, list):
         raise PipelineError(f"--set {key}: name a field inside the stage")
-    node[parts[-1]] = yaml.safe_load(value)
+    node[parts[-1]] = value
 
 
 def _stage_by(stages: list[Any], ref: str, where: str) -> dict[str, Any]:
@@ -183,6 +198,9 @@ def load(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Pipe
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        what = "empty" if raw is None else "not a mapping"
+        raise PipelineError(f"{path}: {what}: a pipeline spec is a YAML mapping")
     for assignment in overrides:
         apply_override(raw, assignment)
     return parse(raw, str(path))

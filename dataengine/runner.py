@@ -282,5 +282,5 @@ def run(
         record["incremental"]["commit"] = entry["seq"]
         manifest.write(run_dir, record)
     if not check["ok"]:
-        raise accounting.AccountingError(check)
+        raise accounting.AccountingError(check, run_id, output)
     return record

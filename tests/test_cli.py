@@ -16,7 +16,7 @@ def invoke(storage, *args):
 
 
 def test_run_runs_inspect(ray_local, tmp_path):
-    data = tmp_path / "data"
+    data = tmp_path / "in[/]put"  # printed as written: rich would read "[/]" as a closing tag
     (data / "img").mkdir(parents=True)
     recs = []
     for i in range(3):
@@ -38,6 +38,42 @@ def test_run_runs_inspect(ray_local, tmp_path):
     assert shown.exit_code == 0
     assert "inputs 4  accepted 3  rejected 1" in shown.output and "missing_file" in shown.output
     assert "op: dedup" in shown.output  # the run's config
+    assert f"input     {data}" in shown.output
+
+
+def one_line_error(res, *words: str) -> None:
+    """A user's mistake: exit 1, one `Error:` line naming it (and one line per invalid field), no traceback."""
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[0].startswith("Error: ") and all(line.startswith("  ") for line in lines[1:]), res.output
+    for word in words:
+        assert word in res.output, res.output
+
+
+def test_bad_sets_and_specs_are_one_line(tmp_path):
+    one_line_error(invoke(tmp_path, "run", "clean", "--input", str(tmp_path), "--set", "stages.image.min_side=[1"),
+                   "stages.image.min_side", "not a YAML value")  # fmt: skip
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    one_line_error(invoke(tmp_path, "run", str(empty), "--set", "ray.num_cpus=1"), "empty")
+    one_line_error(invoke(tmp_path, "run", "clean", "--set", "ray"), "key=value")
+    one_line_error(invoke(tmp_path, "train", "scorer", "--data", "x", "--set", "foo=1"), "foo")
+    one_line_error(invoke(tmp_path, "train", "scorer", "--data", "x", "--set", "steps={"), "steps")
+
+
+def test_an_accounting_violation_says_what_and_where(ray_local, tmp_path, monkeypatch):
+    from dataengine import accounting
+
+    data = tmp_path / "data"
+    (data / "img").mkdir(parents=True)
+    (data / "img" / "0.png").write_bytes(encode(textured(300), "PNG"))
+    write_jsonl(data / "a.jsonl", [{"image": "img/0.png", "caption": "An abstract colourful texture, once."}])
+    real = accounting.check
+    # a lost samples file, as a broken object store would lose it: the real check then sees a missing id
+    monkeypatch.setattr(accounting, "check", lambda ids, samples, rejects: real(ids, [], rejects))
+    res = CliRunner().invoke(main, ["--storage", str(tmp_path / "st"), "run", "clean", "--input", str(data),
+                                    "--output", str(tmp_path / "out"), "--set", "ray.progress=false"])  # fmt: skip
+    one_line_error(res, "accounting invariant violated", "1 missing", str(tmp_path / "out"), "dataengine inspect")
 
 
 def test_errors_are_clear_not_tracebacks(tmp_path):

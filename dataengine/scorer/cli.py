@@ -82,17 +82,20 @@ def register(main: click.Group, serve: click.Group, bench: click.Group) -> None:
         address: str | None,
     ) -> None:
         """Fine-tune an InternVL scorer on a run's accepted pairs; resumes from the last checkpoint."""
-        import yaml
+        from pydantic import ValidationError
 
+        from dataengine.pipeline import invalid, split_set
         from dataengine.scorer.train import TrainConfig, train
 
         fields: dict[str, Any] = {"base": base, "name": name, "version": version, "workers": workers, "use_gpu": gpu}
         if steps:
             fields["steps"] = steps
-        for item in sets:
-            key, _, value = item.partition("=")
-            fields[key] = yaml.safe_load(value)
-        metrics = train(data, TrainConfig(**fields), ctx.obj["storage"], ray_address=address)
+        fields.update(split_set(item) for item in sets)
+        try:
+            config = TrainConfig(**fields)
+        except ValidationError as exc:
+            raise invalid(exc, "train scorer --set") from None
+        metrics = train(data, config, ctx.obj["storage"], ray_address=address)
         _print_metrics(metrics)
 
     @serve.command("scorer")
