@@ -1,7 +1,8 @@
 """Submit pipeline runs to a Ray cluster through the Ray Jobs API, and read their status and logs.
 
-The job's runtime_env carries the project (working_dir, without storage/, .venv/ or .git/) and the pipeline
-spec as validated here, so what runs is what was checked. Ray 2.60 turns on token authentication for the
+The job's runtime_env carries the installed `dataengine` package (working_dir: the package with its pipelines and
+schemas, nothing else of the checkout or of site-packages) and the pipeline spec as validated here, so what runs is
+what was checked. Ray 2.60 turns on token authentication for the
 dashboard by default: the client sends `Authorization: Bearer <token>` from `--token`, $RAY_AUTH_TOKEN or the
 token file Ray writes (`~/.ray/auth_token`), in that order.
 """
@@ -19,9 +20,9 @@ from typing import Any
 import yaml
 
 from dataengine.pipeline import PipelineSpec
-from dataengine.storage import PROJECT_ROOT
+from dataengine.storage import PACKAGE_DIR
 
-EXCLUDES = ["storage/", ".venv/", ".git/", "**/__pycache__/", ".ruff_cache/", ".pytest_cache/", "*.parquet"]
+EXCLUDES = ["**/__pycache__/", "*.parquet"]
 SPEC_FILE = ".dataengine-job-spec.yaml"
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 PIPELINE_KEY = "dataengine.pipeline"  # job metadata naming the pipeline a job runs (the scheduler's overlap guard)
@@ -77,10 +78,10 @@ def submit(
     working_dir, so `--set` overrides made here are what the job runs. A head that is still starting its job
     agent is retried for up to `agent_wait_s`."""
     with tempfile.TemporaryDirectory() as tmp:
-        # the project as it is here, plus the spec; uploaded by Ray as the job's working_dir
+        # the package as it is here, plus the spec; uploaded by Ray as the job's working_dir
         work = os.path.join(tmp, "project")
         shutil.copytree(
-            PROJECT_ROOT, work, ignore=shutil.ignore_patterns("storage", ".venv", ".git", "__pycache__", "*.parquet")
+            PACKAGE_DIR, os.path.join(work, "dataengine"), ignore=shutil.ignore_patterns("__pycache__", "*.parquet")
         )
         with open(os.path.join(work, SPEC_FILE), "w", encoding="utf-8") as f:
             yaml.safe_dump(spec.model_dump(mode="json", exclude_none=False), f, sort_keys=False, allow_unicode=True)

@@ -20,9 +20,9 @@ from dataengine.ops.text import TextConfig
 from dataengine.ops.tile import TileConfig
 from dataengine.ops.translate import TranslateConfig
 from dataengine.schedule import ScheduleSpec
-from dataengine.storage import PROJECT_ROOT
+from dataengine.storage import PACKAGE_DIR
 
-PIPELINE_DIR = PROJECT_ROOT / "pipelines"
+PIPELINE_DIR = PACKAGE_DIR / "pipelines"
 Stage = Annotated[
     ResolveConfig
     | ImageConfig

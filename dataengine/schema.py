@@ -8,9 +8,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataengine.storage import PROJECT_ROOT
+from dataengine.storage import PACKAGE_DIR
 
-SCHEMA_DIR = PROJECT_ROOT / "schemas"
+SCHEMA_DIR = PACKAGE_DIR / "schemas"
 _PRIMITIVES = {
     "string": pa.string(),
     "binary": pa.binary(),

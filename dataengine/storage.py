@@ -17,12 +17,13 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parent  # holds pipelines/ and schemas/ too, in a wheel as in a checkout
 
 
 def default_root() -> str:
-    """The embedded data root: `$DATAENGINE_STORAGE` or `storage/` beside the project."""
-    return os.environ.get("DATAENGINE_STORAGE") or str(PROJECT_ROOT / "storage")
+    """The data root: `$DATAENGINE_STORAGE`, else `storage/` in the working directory (in a checkout, the embedded
+    `storage/` when run from its root). Never inside the installed package."""
+    return os.environ.get("DATAENGINE_STORAGE") or os.path.abspath("storage")
 
 
 def is_remote(uri: str) -> bool:

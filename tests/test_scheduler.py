@@ -26,9 +26,8 @@ from dataengine import jobs, pipeline
 from dataengine.cli import main
 from dataengine.schedule import ScheduleSpec, fire_times_between, latest_fire_time, next_fire_times
 from dataengine.scheduler import History, Scheduler
-from dataengine.storage import PROJECT_ROOT
 
-KUBERAY = PROJECT_ROOT / "deploy" / "kuberay"
+KUBERAY = Path(__file__).resolve().parents[1] / "deploy" / "kuberay"
 STAGES = [{"op": "resolve"}, {"op": "image"}, {"op": "export"}]
 
 

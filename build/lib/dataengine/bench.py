@@ -1,0 +1,68 @@
+"""Benchmarks: `dataengine bench clean` times pipelines/clean.yaml on the scaled sample dataset and samples the
+memory of the driver plus every Ray process it started (PSS, so shared object-store pages count once)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from typing import Any
+
+import psutil
+
+
+class MemorySampler:
+    """Background thread: peak summed PSS (falling back to RSS) of this process and all its descendants."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> int:
+        me = psutil.Process()
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                mem = proc.memory_full_info()
+                total += getattr(mem, "pss", mem.rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench_clean(data: str, storage: str, num_cpus: int | None = None) -> dict[str, Any]:
+    """Run the clean pipeline once on `data`; return throughput, peak memory and the machine."""
+    from dataengine import pipeline, runner
+
+    overrides = ["ray.progress=false"] + ([f"ray.num_cpus={num_cpus}"] if num_cpus else [])
+    spec = pipeline.load("clean", overrides)
+    with MemorySampler() as mem:
+        t0 = time.perf_counter()
+        record = runner.run(spec, input_uri=data, storage=storage)
+        wall = time.perf_counter() - t0
+    acc = record["accounting"]
+    return {
+        "run_id": record["run_id"],
+        "inputs": acc["inputs"],
+        "accepted": acc["accepted"],
+        "rejected": acc["rejected"],
+        "wall_s": round(wall, 1),
+        "samples_per_s": round(acc["inputs"] / wall, 1),
+        "peak_memory_gib": round(mem.peak / 2**30, 2),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Ray num_cpus={num_cpus or os.cpu_count()}",
+    }

@@ -1,0 +1,97 @@
+"""The `filter` stage: drop scored samples by policy, each reject carrying its scores and the rule it broke.
+
+Policies (any combination): absolute thresholds on match/log-likelihood per language, a limit on
+translation drift (match_en - match_zh), and keep-the-top-fraction by a score (DataComp style). The top
+fraction needs every score first: the runner materialises the scored samples, computes the cut-off over the
+surviving ones and passes it in as `cutoff`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from dataengine.ops.base import Op, StageConfig
+from dataengine.records import Reject
+
+STAGE = "filter"
+
+
+class FilterConfig(StageConfig):
+    op: Literal["filter"] = "filter"
+    min_match_en: float | None = Field(None, ge=0, le=1)
+    min_match_zh: float | None = Field(None, ge=0, le=1)
+    min_loglik_en: float | None = None
+    min_loglik_zh: float | None = None
+    max_drift: float | None = Field(None, ge=0, le=1, description="reject when match_en - match_zh exceeds it")
+    keep_top_fraction: float | None = Field(None, gt=0, le=1, description="keep this fraction, best first")
+    top_by: Literal["match_en", "match_zh", "match_min", "match_mean"] = "match_mean"
+    missing: Literal["keep", "reject"] = Field("keep", description="a sample lacking the score a rule needs")
+    cutoff: float | None = Field(None, description="set by the runner from keep_top_fraction; not for YAML")
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> FilterConfig:
+        rules = (self.min_match_en, self.min_match_zh, self.min_loglik_en, self.min_loglik_zh, self.max_drift)
+        if all(r is None for r in rules) and self.keep_top_fraction is None:
+            raise ValueError("filter: set at least one rule (min_*, max_drift or keep_top_fraction)")
+        return self
+
+
+def top_value(row: dict[str, Any], by: str) -> float | None:
+    """The score `keep_top_fraction` ranks by; None when the sample lacks it."""
+    en, zh = row.get("match_en"), row.get("match_zh")
+    if by in ("match_en", "match_zh"):
+        return row.get(by)
+    present = [v for v in (en, zh) if v is not None]
+    if not present:
+        return None
+    return min(present) if by == "match_min" else sum(present) / len(present)
+
+
+def _fmt(row: dict[str, Any]) -> str:
+    keys = ("match_en", "match_zh", "loglik_en", "loglik_zh", "translation_drift")
+    return ", ".join(f"{k}={row[k]:.4f}" for k in keys if row.get(k) is not None)
+
+
+class ScoreFilter(Op):
+    """Reject by the first rule a sample breaks; reason names the rule, detail gives the numbers."""
+
+    name = STAGE
+    Config: ClassVar[type[StageConfig]] = FilterConfig
+
+    def _check(self, row: dict[str, Any], value: float | None, limit: float | None, reason: str, below: bool) -> None:
+        if limit is None:
+            return
+        if value is None:
+            if self.config.missing == "reject":
+                raise Reject(f"missing_{reason.split('_', 1)[1]}", f"no score for this rule; {_fmt(row)}")
+            return
+        if (value < limit) if below else (value > limit):
+            raise Reject(reason, f"{'<' if below else '>'} {limit}: {_fmt(row)}")
+
+    def process(self, row: dict[str, Any]) -> dict[str, Any]:
+        c: FilterConfig = self.config  # type: ignore[assignment]
+        self._check(row, row.get("match_en"), c.min_match_en, "low_match_en", True)
+        self._check(row, row.get("match_zh"), c.min_match_zh, "low_match_zh", True)
+        self._check(row, row.get("loglik_en"), c.min_loglik_en, "low_loglik_en", True)
+        self._check(row, row.get("loglik_zh"), c.min_loglik_zh, "low_loglik_zh", True)
+        self._check(row, row.get("translation_drift"), c.max_drift, "translation_drift", False)
+        if c.cutoff is not None:
+            self._check(row, top_value(row, c.top_by), c.cutoff, "below_top_fraction", True)
+        return row
+
+
+def top_cutoff(ds: Any, cfg: FilterConfig) -> float | None:
+    """The score at which the best `keep_top_fraction` of the surviving scored samples starts."""
+    import numpy as np
+
+    values = []
+    cols = ["reason", "match_en", "match_zh"]
+    for batch in ds.select_columns(cols).iter_batches(batch_format="pyarrow", batch_size=4096):
+        for row in batch.to_pylist():
+            if row["reason"] is None and (v := top_value(row, cfg.top_by)) is not None:
+                values.append(v)
+    if not values:
+        return None
+    return float(np.quantile(np.asarray(values), 1 - cfg.keep_top_fraction, method="higher"))

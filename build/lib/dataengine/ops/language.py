@@ -1,0 +1,108 @@
+"""Detect each sample's language and route it: English goes on to translation, Chinese is kept as is, and
+other languages are rejected unless listed in `keep`.
+
+Scripts decide first (Han/kana/Hangul shares), langdetect (seeded, deterministic) decides long Latin text, and
+short Latin text falls back to the script rule because statistical detectors are unreliable on a few words.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Literal
+
+from langdetect import DetectorFactory, detect_langs
+from langdetect.lang_detect_exception import LangDetectException
+from pydantic import Field
+
+from dataengine.ops.base import Op, StageConfig
+from dataengine.records import Reject
+
+DetectorFactory.seed = 0
+TAGS = re.compile(r"</?\w+>")
+WORD = re.compile(r"[A-Za-z']+")
+# Closed-class English words: frequent in any English caption, rare as whole words in other Latin languages.
+ENGLISH_FUNCTION_WORDS = frozenset(
+    "a an the of in on at with and or is are was were be been this that these those there it its his her their "
+    "to for from by into onto over under near next behind above below between while has have two three some "
+    "several many very who which what where how".split()
+)
+
+
+class LanguageConfig(StageConfig):
+    op: Literal["language"] = "language"
+    keep: list[str] = Field(default_factory=lambda: ["en", "zh"], description="languages accepted downstream")
+    cjk_share: float = Field(0.3, ge=0, le=1, description="Han share of letters at which text counts as Chinese")
+    short_text_letters: int = Field(25, ge=0, description="below this many letters decide by script, not langdetect")
+
+
+def script_counts(text: str) -> dict[str, int]:
+    counts = {"han": 0, "kana": 0, "hangul": 0, "ascii": 0, "latin": 0, "other": 0}
+    for c in text:
+        if not c.isalpha():
+            continue
+        o = ord(c)
+        if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x2FA1F:
+            counts["han"] += 1
+        elif 0x3040 <= o <= 0x30FF or 0x31F0 <= o <= 0x31FF:
+            counts["kana"] += 1
+        elif 0xAC00 <= o <= 0xD7AF or 0x1100 <= o <= 0x11FF:
+            counts["hangul"] += 1
+        elif c.isascii():
+            counts["ascii"] += 1
+        elif unicodedata.name(c, "").startswith("LATIN"):
+            counts["latin"] += 1
+        else:
+            counts["other"] += 1
+    return counts
+
+
+def detect(text: str, cjk_share: float = 0.3, short_text_letters: int = 25) -> tuple[str, float]:
+    """(language code, score) for a text; 'und' when it has no letters."""
+    text = TAGS.sub(" ", text)
+    counts = script_counts(text)
+    letters = sum(counts.values())
+    if letters == 0:
+        return "und", 0.0
+    if counts["kana"] / letters >= 0.1:
+        return "ja", counts["kana"] / letters
+    if counts["hangul"] / letters >= 0.3:
+        return "ko", counts["hangul"] / letters
+    if counts["han"] / letters >= cjk_share:
+        return "zh", counts["han"] / letters
+    if letters < short_text_letters and counts["ascii"] == letters:
+        return "en", 1.0  # short plain-ASCII text: script fallback
+    try:
+        best = detect_langs(text)[0]
+    except LangDetectException:
+        return "und", 0.0
+    code = "zh" if best.lang.startswith("zh") else best.lang
+    if code != "en" and counts["ascii"] == letters:
+        share = english_share(text)
+        if share >= 0.15:  # langdetect misreads some short plain English (e.g. as Romanian): trust the words
+            return "en", round(share, 4)
+    return code, float(best.prob)
+
+
+def english_share(text: str) -> float:
+    """Share of word tokens that are English function words."""
+    words = [w.lower() for w in WORD.findall(text)]
+    return sum(w in ENGLISH_FUNCTION_WORDS for w in words) / len(words) if words else 0.0
+
+
+class LanguageRoute(Op):
+    name = "language"
+    Config = LanguageConfig
+
+    def process(self, row: dict[str, Any]) -> dict[str, Any]:
+        if row["caption"] is not None:
+            text = row["caption"]
+        else:
+            text = "\n".join(t["value"] for t in row["conversations"] or [])
+        lang, score = detect(text, self.config.cjk_share, self.config.short_text_letters)
+        row["language"], row["language_score"] = lang, round(score, 4)
+        if lang == "und":
+            raise Reject("undetermined_language", "text has no letters")
+        if lang not in self.config.keep:
+            raise Reject("language_not_allowed", f"{lang} ({score:.2f}) not in {self.config.keep}")
+        return row

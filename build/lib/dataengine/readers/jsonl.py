@@ -1,0 +1,57 @@
+"""InternVL/LLaVA-style JSONL annotations: one JSON object a line with `image` and `caption`|`conversations`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from dataengine.readers.records import STAGE, base_row, parse_annotation
+from dataengine.records import reject
+from dataengine.storage import resolve
+
+CHUNK = 1 << 20
+
+
+def iter_lines(uri: str, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """(1-based line number, bytes) for every non-blank line; bytes is None for a line over the size limit."""
+    fs, path = resolve(uri)
+    lineno, buf, overflow = 0, bytearray(), False
+    with fs.open_input_stream(path) as f:
+        while True:
+            chunk = f.read(CHUNK)
+            if not chunk:
+                break
+            start = 0
+            while True:
+                nl = chunk.find(b"\n", start)
+                piece = chunk[start:] if nl < 0 else chunk[start:nl]
+                if not overflow:
+                    buf += piece
+                    overflow = len(buf) > max_line_bytes
+                    if overflow:
+                        buf.clear()
+                if nl < 0:
+                    break
+                lineno += 1
+                yield from _emit(lineno, buf, overflow)
+                buf, overflow, start = bytearray(), False, nl + 1
+    if buf or overflow:
+        yield from _emit(lineno + 1, buf, overflow)
+
+
+def _emit(lineno: int, buf: bytearray, overflow: bool) -> Iterator[tuple[int, bytes | None]]:
+    if overflow:
+        yield lineno, None
+    elif buf.strip():
+        yield lineno, bytes(buf).rstrip(b"\r")
+
+
+def read_jsonl(task: dict[str, Any], max_line_bytes: int) -> Iterator[dict[str, Any]]:
+    """Rows for one annotation file; task has uri, relpath (for locations), source and root (image root)."""
+    for lineno, line in iter_lines(task["uri"], max_line_bytes):
+        location = f"{task['relpath']}:{lineno}"
+        if line is None:
+            row = base_row(task["source"], location, None)
+            yield reject(row, STAGE, "record_too_large", f"line longer than {max_line_bytes} bytes")
+        else:
+            yield parse_annotation(line, source=task["source"], location=location, root=task["root"])

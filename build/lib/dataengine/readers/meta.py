@@ -1,0 +1,74 @@
+"""InternVL meta JSON (`{name: {root, annotation, ...}}`): expanded on the driver into per-annotation read tasks."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import Any
+
+from dataengine.readers.records import load_json
+from dataengine.storage import exists, is_remote, read_bytes
+
+
+def _under(base_dir: str, path: str) -> str:
+    if is_remote(path) or os.path.isabs(path):
+        return path
+    return (posixpath.join if is_remote(base_dir) else os.path.join)(base_dir, path)
+
+
+def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
+    """One `jsonl` task per meta entry, or an `error` task (a reject row) for a broken meta file or entry."""
+    base_dir = posixpath.dirname(meta_uri) if is_remote(meta_uri) else os.path.dirname(meta_uri)
+    relmeta = _rel(meta_uri, input_root)
+    try:
+        meta = load_json(read_bytes(meta_uri).decode("utf-8"))
+    except (ValueError, OSError) as exc:
+        return [_error(relmeta, f"{relmeta}:*", "invalid_meta", f"{type(exc).__name__}: {exc}")]
+    if not isinstance(meta, dict):
+        return [_error(relmeta, f"{relmeta}:*", "invalid_meta", "meta JSON must be an object of datasets")]
+    tasks = []
+    for name, entry in meta.items():
+        where = f"{relmeta}:{name}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("annotation"), str):
+            tasks.append(_error(name, where, "invalid_meta", "entry needs an 'annotation' path"))
+            continue
+        if entry.get("root") is not None and not isinstance(entry["root"], str):
+            tasks.append(_error(name, where, "invalid_meta", f"'root' is {type(entry['root']).__name__}, not a path"))
+            continue
+        ann = _under(base_dir, entry["annotation"])
+        root = _under(base_dir, entry.get("root") or posixpath.dirname(entry["annotation"]))
+        if not exists(ann):
+            tasks.append(
+                _error(name, where, "missing_annotation", f"annotation file not found: {entry['annotation']}")
+            )
+            continue
+        tasks.append({"kind": "jsonl", "uri": ann, "relpath": _rel(ann, input_root), "source": name, "root": root})
+    return tasks
+
+
+def referenced_annotations(meta_uri: str) -> set[str]:
+    """Annotation files a meta JSON points at (so directory discovery does not read them twice)."""
+    try:
+        meta = load_json(read_bytes(meta_uri).decode("utf-8"))
+    except (ValueError, OSError):
+        return set()
+    if not isinstance(meta, dict):
+        return set()
+    base_dir = posixpath.dirname(meta_uri) if is_remote(meta_uri) else os.path.dirname(meta_uri)
+    out = set()
+    for entry in meta.values():
+        if isinstance(entry, dict) and isinstance(entry.get("annotation"), str):
+            ann = _under(base_dir, entry["annotation"])
+            out.add(ann if is_remote(ann) else os.path.abspath(ann))
+    return out
+
+
+def _rel(uri: str, root: str) -> str:
+    if is_remote(uri):
+        return posixpath.relpath(uri, root) if uri.startswith(root) else uri
+    rel = os.path.relpath(uri, root)
+    return uri if rel.startswith("..") else rel
+
+
+def _error(source: str, location: str, reason: str, detail: str) -> dict[str, Any]:
+    return {"kind": "error", "source": source, "location": location, "reason": reason, "detail": detail[:300]}

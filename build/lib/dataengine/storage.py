@@ -1,0 +1,138 @@
+"""Filesystem access for every read and write: local paths and remote URIs (s3://, gs://, ...) alike.
+
+All I/O goes through pyarrow.fs (with fsspec as a fallback for schemes pyarrow lacks), so the same code
+serves the embedded `storage/` root and object stores.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+PACKAGE_DIR = Path(__file__).resolve().parent  # holds pipelines/ and schemas/ too, in a wheel as in a checkout
+
+
+def default_root() -> str:
+    """The data root: `$DATAENGINE_STORAGE`, else `storage/` in the working directory (in a checkout, the embedded
+    `storage/` when run from its root). Never inside the installed package."""
+    return os.environ.get("DATAENGINE_STORAGE") or os.path.abspath("storage")
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A filesystem plus a path on it; cheap to pickle into Ray tasks (the filesystem is rebuilt from uri)."""
+
+    uri: str
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        return resolve(self.uri)[0]
+
+    @property
+    def path(self) -> str:
+        return resolve(self.uri)[1]
+
+    def join(self, *parts: str) -> Location:
+        return Location(join(self.uri, *parts))
+
+
+def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path) for a local path or URI."""
+    if not is_remote(uri):
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        import fsspec  # schemes pyarrow lacks (e.g. memory://, http://)
+
+        fs, path = fsspec.core.url_to_fs(uri)
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+def join(uri: str, *parts: str) -> str:
+    if is_remote(uri):
+        return posixpath.join(uri.rstrip("/"), *parts)
+    return os.path.join(uri, *parts)
+
+
+def exists(uri: str) -> bool:
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = resolve(uri)
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
+def atomic_write(uri: str, write: Callable[[pa.NativeFile], None]) -> None:
+    """Write to a hidden temp name beside the target, then rename: readers never see a partial file."""
+    fs, path = resolve(uri)
+    parent, name = posixpath.split(path) if is_remote(uri) else os.path.split(path)
+    fs.create_dir(parent, recursive=True)
+    tmp = (posixpath.join if is_remote(uri) else os.path.join)(parent, f".{name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with fs.open_output_stream(tmp) as f:
+            write(f)
+        fs.move(tmp, path)
+    except BaseException:
+        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+            fs.delete_file(tmp)
+        raise
+
+
+def write_bytes_atomic(uri: str, data: bytes) -> None:
+    atomic_write(uri, lambda f: f.write(data))
+
+
+def write_parquet_atomic(uri: str, table: pa.Table, compression: str = "zstd", dictionary: bool = True) -> None:
+    """Write a Parquet file via temp + rename. For already-compressed payloads (JPEG tiles) pass
+    compression="none", dictionary=False: both would only burn CPU hashing and compressing them."""
+    atomic_write(uri, lambda f: pq.write_table(table, f, compression=compression, use_dictionary=dictionary))
+
+
+def list_files(uri: str, suffixes: tuple[str, ...] = (), recursive: bool = True) -> list[str]:
+    """Sorted file URIs under a directory (hidden and temp files skipped)."""
+    fs, path = resolve(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
+    out = []
+    for info in infos:
+        base = info.base_name
+        if info.type != pafs.FileType.File or base.startswith((".", "_")) or base.endswith(".tmp"):
+            continue
+        if suffixes and not base.lower().endswith(suffixes):
+            continue
+        out.append(_to_uri(uri, path, info.path))
+    return sorted(out)
+
+
+def _to_uri(base_uri: str, base_path: str, path: str) -> str:
+    if not is_remote(base_uri):
+        return path
+    return join(base_uri, posixpath.relpath(path, base_path))
+
+
+def delete_dir(uri: str) -> None:
+    fs, path = resolve(uri)
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+
+
+def delete_file(uri: str) -> None:
+    fs, path = resolve(uri)
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        fs.delete_file(path)

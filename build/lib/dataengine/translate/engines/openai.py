@@ -1,0 +1,102 @@
+"""Any OpenAI-compatible chat-completions server (vLLM serve, LMDeploy, SGLang, Ray Serve LLM, `dataengine serve
+translator`): bounded concurrency, timeouts, retries with exponential backoff and jitter, and a clear error when
+the server cannot be reached."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dataengine.translate.engines import Completion, Engine, EngineError
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+REQUEST_STATUS = {400, 413, 422}  # this request refused (e.g. over the context length); the server is fine
+
+
+class RequestFailed(Exception):
+    """One request failed for a reason of its own; the others go on."""
+
+
+class OpenAIEngine(Engine):
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str = "http://127.0.0.1:8000/v1",
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout_s: float = 120.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        **_: Any,
+    ):
+        self.model, self.base_url = model, base_url.rstrip("/")
+        self.api_key, self.concurrency, self.timeout_s = api_key, concurrency, timeout_s
+        self.max_retries, self.backoff_s = max_retries, backoff_s
+        self.requests = 0
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        body = json.dumps(payload).encode()
+        last: Exception | None = None
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
+            req = urllib.request.Request(f"{self.base_url}/chat/completions", data=body, headers=headers)
+            try:
+                self.requests += 1
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    raw = resp.read()
+            except urllib.error.HTTPError as exc:
+                if exc.code not in RETRY_STATUS:
+                    detail = exc.read()[:300].decode("utf-8", "replace")
+                    if exc.code in REQUEST_STATUS:
+                        raise RequestFailed(f"HTTP {exc.code}: {detail}") from None
+                    raise EngineError(f"{self.base_url}: HTTP {exc.code}: {detail}") from None
+                last = exc
+                continue
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                last = exc
+                continue
+            try:
+                return json.loads(raw)
+            except ValueError as exc:  # a garbled answer: asked again, then this request fails alone
+                last = exc
+        if isinstance(last, ValueError):
+            raise RequestFailed(f"malformed response after {self.max_retries + 1} attempts: {last}")
+        raise EngineError(
+            f"no OpenAI-compatible server answering at {self.base_url} after {self.max_retries + 1} "
+            f"attempts ({type(last).__name__}: {last}); start one, e.g. `dataengine serve translator`"
+        )
+
+    def _one(self, messages: list[dict[str, str]], max_new_tokens: int, temperature: float) -> Completion:
+        try:
+            data = self._post(
+                {"model": self.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": temperature}
+            )
+        except RequestFailed as exc:
+            return Completion("", None, error=str(exc)[:300])
+        try:
+            choice, usage = data["choices"][0], data.get("usage") or {}
+            return Completion(
+                text=(choice["message"].get("content") or "").strip(),
+                finish_reason=choice.get("finish_reason"),
+                prompt_tokens=usage.get("prompt_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0),
+            )
+        except (KeyError, IndexError, TypeError, AttributeError):  # e.g. {"error": ...} with HTTP 200
+            return Completion("", None, error=f"malformed response: {json.dumps(data)[:200]}")
+
+    def generate(
+        self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
+    ) -> list[Completion]:
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(batch)))) as pool:
+            return list(pool.map(lambda m: self._one(m, max_new_tokens, temperature), batch))

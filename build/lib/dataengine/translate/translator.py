@@ -1,0 +1,135 @@
+"""Translate the English text of samples to Chinese: segment, protect, look up the cache, generate in batches,
+validate, retry failures with stricter settings, restore protected spans, and record provenance.
+
+Shared by the pipeline's `translate` stage and `dataengine translate` for annotation files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataengine.translate import prompt
+from dataengine.translate.cache import TranslationCache
+from dataengine.translate.engines import Engine
+from dataengine.translate.validate import ValidationConfig, check
+
+
+@dataclass
+class Segment:
+    source: str
+    context: list[str]
+    protected: prompt.Protected = field(init=False)
+    result: str | None = None
+    failure: tuple[str, str] | None = None
+    attempts: int = 0
+    cached: bool = False
+
+    def __post_init__(self) -> None:
+        self.protected = prompt.protect(self.source)
+
+
+@dataclass
+class Outcome:
+    """What happened to one sample's text."""
+
+    caption_zh: str | None = None
+    conversations_zh: list[dict[str, str]] | None = None
+    status: str = "ok"  # ok | failed:<reason>
+    detail: str = ""
+    attempts: int = 0
+    cache_hits: int = 0
+
+
+class Translator:
+    def __init__(
+        self,
+        engine: Engine,
+        cache: TranslationCache | None,
+        *,
+        glossary: dict[str, str] | None = None,
+        attempts: int = 2,
+        max_new_tokens: int = 384,
+        temperature: float = 0.0,
+        batch_size: int = 16,
+        validation: ValidationConfig | None = None,
+        context_turns: int = 2,
+    ):
+        self.engine, self.cache, self.glossary = engine, cache, glossary or {}
+        self.attempts, self.max_new_tokens, self.temperature = attempts, max_new_tokens, temperature
+        self.batch_size, self.validation, self.context_turns = (
+            batch_size,
+            validation or ValidationConfig(),
+            context_turns,
+        )
+        self.llm_calls = self.prompt_tokens = self.completion_tokens = 0
+
+    def segments_of(self, caption: str | None, conversations: list[dict[str, str]] | None) -> list[Segment]:
+        if caption is not None:
+            return [Segment(caption, [])]
+        turns = conversations or []
+        return [
+            Segment(t["value"], [f"{p['from']}: {p['value']}" for p in turns[max(0, i - self.context_turns) : i]])
+            for i, t in enumerate(turns)
+        ]
+
+    def translate_segments(self, segments: list[Segment]) -> None:
+        """Fill `result` or `failure` on every segment, using the cache first."""
+        todo = []
+        for seg in segments:
+            hit = self.cache.get(seg.source) if self.cache else None
+            if hit is not None:
+                seg.result, seg.cached = hit, True
+            elif not prompt.has_words(seg.protected.text):
+                seg.result = seg.source  # only tags/markup/numbers: nothing to translate
+            else:
+                todo.append(seg)
+        # similar lengths batched together: less padding, and fewer rows left idling while the longest finishes
+        todo.sort(key=lambda s: len(s.protected.text) + sum(map(len, s.context)))
+        for attempt in range(1, self.attempts + 1):
+            strict = attempt > 1
+            for i in range(0, len(todo), self.batch_size):
+                chunk = todo[i : i + self.batch_size]
+                batch = [
+                    prompt.messages(s.protected.text, glossary=self.glossary, context=s.context, strict=strict)
+                    for s in chunk
+                ]
+                outs = self.engine.generate(
+                    batch, max_new_tokens=self.max_new_tokens, temperature=0.0 if strict else self.temperature
+                )
+                self.llm_calls += len(chunk)
+                for seg, out in zip(chunk, outs, strict=True):
+                    self.prompt_tokens += out.prompt_tokens
+                    self.completion_tokens += out.completion_tokens
+                    seg.attempts = attempt
+                    if out.error is not None:
+                        seg.failure = ("request_failed", out.error)
+                        continue
+                    seg.failure = check(seg.protected.text, out.text, out.finish_reason, self.validation)
+                    if seg.failure is None:
+                        seg.result = seg.protected.restore(out.text.strip())
+                        if self.cache:
+                            self.cache.put(seg.source, seg.result, engine=self.engine.name, attempts=attempt)
+            todo = [s for s in todo if s.result is None]
+            if not todo:
+                break
+
+    def translate_samples(self, samples: list[dict[str, Any]]) -> list[Outcome]:
+        """One Outcome per sample ({caption} or {conversations}), segments of all samples batched together."""
+        per_sample = [self.segments_of(s.get("caption"), s.get("conversations")) for s in samples]
+        self.translate_segments([seg for segs in per_sample for seg in segs])
+        outcomes = []
+        for sample, segs in zip(samples, per_sample, strict=True):
+            out = Outcome(attempts=max((s.attempts for s in segs), default=0), cache_hits=sum(s.cached for s in segs))
+            failed = next((s for s in segs if s.result is None), None)
+            if failed is not None:
+                reason, detail = failed.failure or ("no_output", "")
+                out.status, out.detail = f"failed:{reason}", f"{detail} | source: {failed.source[:120]}"
+            elif sample.get("caption") is not None:
+                out.caption_zh = segs[0].result
+            else:
+                out.conversations_zh = [
+                    {"from": t["from"], "value": s.result} for t, s in zip(sample["conversations"], segs, strict=True)
+                ]
+            outcomes.append(out)
+        return outcomes
