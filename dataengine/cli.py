@@ -285,7 +285,7 @@ def _translator(storage: str, model: str, engine: str, base_url: str, batch_size
         eng = build(engine, **options)
     except EngineError as exc:
         raise click.ClickException(str(exc)) from None
-    cache = TranslationCache(storage, eng.model, PROMPT_VERSION, "none") if use_cache else None
+    cache = TranslationCache(storage, eng, PROMPT_VERSION, "none") if use_cache else None
     return Translator(eng, cache, batch_size=batch_size), PROMPT_VERSION
 
 
