@@ -40,11 +40,13 @@ class TransformersEngine(Engine):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from dataengine.models import ModelError, resolve_model
+        from dataengine.models import ModelError, require_gguf, resolve_model
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             local = resolve_model(model, storage)
+            if local.gguf_file:
+                require_gguf(local.name)  # before any loading: transformers fails deep inside without it
         except ModelError as exc:
             raise EngineError(str(exc)) from None
         self.model = local.name
