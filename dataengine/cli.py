@@ -302,7 +302,7 @@ def _translator(storage: str, model: str, engine: str, base_url: str, batch_size
         eng = build(engine, **options)
     except EngineError as exc:
         raise click.ClickException(str(exc)) from None
-    cache = TranslationCache(storage, eng.model, PROMPT_VERSION, "none") if use_cache else None
+    cache = TranslationCache(storage, eng, PROMPT_VERSION, "none") if use_cache else None
     return Translator(eng, cache, batch_size=batch_size), PROMPT_VERSION
 
 
@@ -320,13 +320,16 @@ def translate_cmd(
     ctx: click.Context, src: str, dst: str, model: str, engine: str, base_url: str, batch_size: int
 ) -> None:
     """Translate an InternVL/LLaVA annotation file to Chinese (English kept alongside; rejects beside OUT)."""
+    from dataengine.storage import exists
     from dataengine.translate.engines import EngineError
     from dataengine.translate.files import translate_file
 
+    if not exists(src):  # before the model loads, which takes minutes
+        raise click.ClickException(f"input file {src} not found")
     translator, version = _translator(ctx.obj["storage"], model, engine, base_url, batch_size, True)
     try:
         counts = translate_file(src, dst, translator, version)
-    except EngineError as exc:
+    except (EngineError, OSError) as exc:  # e.g. IN is a folder, OUT's folder is missing
         raise click.ClickException(str(exc)) from None
     console.print(
         f"translated {counts['translated']}, rejected {counts['rejected']} -> {dst} "

@@ -121,6 +121,17 @@ def pull(name: str, storage: str | None = None, log: Any = print) -> str:
     return target
 
 
+def require_gguf(name: str) -> None:
+    """transformers reads a .gguf model with the `gguf` package (the `demo` extra): without it, a clear error
+    before loading starts, not an ImportError from deep inside transformers."""
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        raise ModelError(
+            f"model {name!r} is a GGUF file, which needs the gguf package: pip install 'dataengine[demo]'"
+        ) from None
+
+
 @dataclass(frozen=True)
 class LocalModel:
     """A model on local disk: a Hugging Face folder, or a folder plus a GGUF file inside it."""

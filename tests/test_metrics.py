@@ -112,17 +112,20 @@ def total(samples: dict[str, list], name: str, *by: str, **match: str) -> dict:
 
 def test_run_metrics_on_the_nodes_prometheus_endpoint(cluster, tmp_path):
     from dataengine.translate.cache import TranslationCache
+    from dataengine.translate.engines.openai import OpenAIEngine
     from dataengine.translate.prompt import PROMPT_VERSION, glossary_hash
 
     storage = tmp_path / "storage"
     n_inputs = dataset(tmp_path / "data")
     save_tiny_scorer(str(storage))
-    TranslationCache(str(storage), "scripted", PROMPT_VERSION, glossary_hash({})).put(CACHED, DICTIONARY[CACHED])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_DEDUP_LOGS": "1"}
     env.pop("RAY_ADDRESS", None)
     env.setdefault("RAY_AUTH_MODE", "token")  # `ray start` turns token auth on; an explicit address must opt in
     t0 = time.time()
     with ScriptedLLM() as llm:
+        engine = OpenAIEngine("scripted", base_url=llm.base_url)  # as the run's stage builds it
+        cache = TranslationCache(str(storage), engine, PROMPT_VERSION, glossary_hash({}))
+        cache.put(CACHED, DICTIONARY[CACHED], output=DICTIONARY[CACHED])
         (tmp_path / "metered.yaml").write_text(yaml.safe_dump(spec(llm.base_url)))
         proc = subprocess.run(
             [sys.executable, "-m", "dataengine.cli", "--storage", str(storage), "run", str(tmp_path / "metered.yaml"),

@@ -22,7 +22,15 @@ def route(caption=None, conversations=None, **cfg):
         ("Ein kleiner Hund spielt im Garten mit einem roten Ball und bellt.", "de"),
         ("日本の山と湖の写真です", "ja"),
         ("서울의 밤거리 풍경입니다", "ko"),
-        ("red car", "en"),
+        ("red car", "en"),  # langdetect says English, and no other language's function word
+        ("A dog on the grass", "en"),
+        ("Dog in a park", "en"),
+        # short non-English Latin text: no evidence of English, so undetermined (never sent to translation)
+        ("Un perro en el parque", "und"),
+        ("Ein Hund im Park", "und"),
+        ("Kucing tidur di sofa", "und"),
+        ("Il gatto in giardino", "und"),  # "in" is English too, "il" is not
+        ("Le chat noir", "und"),
         ("An abstract colourful texture, sample number 1.", "en"),  # langdetect alone says Romanian
         ("Il gatto dorme sul divano tutto il giorno.", "it"),
         ("Een grote hond rent op het strand met een bal.", "nl"),
@@ -58,6 +66,12 @@ def test_other_language_kept_when_configured():
 
 def test_no_letters_is_undetermined():
     assert route("2024 - 100%")["reason"] == "undetermined_language"
+
+
+def test_short_foreign_caption_is_undetermined_not_english():
+    out = route("Un perro en el parque")
+    assert (out["stage"], out["reason"], out["language"]) == ("language", "undetermined_language", "und")
+    assert "no evidence of English" in out["detail"]
 
 
 def test_conversation_language_uses_all_turns():

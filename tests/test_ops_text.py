@@ -27,6 +27,11 @@ def test_script_and_style_blocks_in_linear_time():
     ("raw", "expected"),
     [
         ("Ｆｕｌｌ　ｗｉｄｔｈ　ｔｅｘｔ", "Full width text"),
+        ("型号ＡＢＣ１２３，售价１２０元", "型号ABC123，售价120元"),  # full-width letters, digits folded
+        ("一只（橘色）的猫，在窗台上！可爱吗？", "一只（橘色）的猫，在窗台上！可爱吗？"),  # Chinese punctuation kept
+        ("「你好」：他说；【注】……《书名》", "「你好」：他说；【注】……《书名》"),
+        ("The equation x² + y² = r² on a blackboard", "The equation x² + y² = r² on a blackboard"),
+        ("A cafe\u00a0sign at 10\u202fam", "A cafe sign at 10 am"),  # compatibility spaces
         ("<p>A <b>red</b> &amp; white lighthouse&nbsp;by the sea</p>", "A red & white lighthouse by the sea"),
         ("hidden<script>alert(1)</script> text here", "hidden text here"),
         ("zero\u200bwidth\u200d and\u202e bidi\ufeff", "zerowidth and bidi"),
@@ -65,7 +70,7 @@ def test_huge_caption_rejected_before_cleaning():
     "text",
     [
         "Click here to enlarge",
-        "IMG_2041.jpg",
+        "Untitled-3",
         "Stock Photo - a dog on grass",
         "No description available",
         "图片 0012",
@@ -74,6 +79,40 @@ def test_huge_caption_rejected_before_cleaning():
 )
 def test_boilerplate(text):
     assert clean_caption(text)["reason"] == "boilerplate"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "IMG_20190412_123456.jpg",
+        "IMG_2041.jpg",
+        "DSC_0042.JPG",
+        "PXL_20230101_101010123",
+        "photos/2019/holiday-beach.png",
+        "C:\\Users\\me\\Pictures\\cat.jpeg",
+        "猫咪照片.webp",
+    ],
+)
+def test_filename_caption_rejected(text):
+    out = clean_caption(text)
+    assert (out["stage"], out["reason"]) == ("text", "filename_caption"), out["detail"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A phone screen showing IMG_20190412_123456.jpg in a gallery app",
+        "Saved as IMG_20190412_123456.jpg",
+        "The file cat.png opened in an image editor.",
+        "A logo for Node.js on a laptop sticker",
+        "Version 2.0 of the app on a tablet",
+        "A sign that reads img 2041 on a wall",
+        "截图：文件 IMG_2041.jpg 在桌面上",
+    ],
+)
+def test_file_names_inside_a_sentence_are_kept(text):
+    out = clean_caption(text)
+    assert out["reason"] is None and out["caption"] == text
 
 
 def test_custom_boilerplate_patterns():

@@ -22,6 +22,28 @@ def test_protect_and_restore_round_trip():
     assert prompt.protect("math $x$ and $y$.").spans == ["$x$", "$y$"]
 
 
+def test_multi_box_markup_is_one_span_and_a_mangled_copy_fails_validation():
+    boxes = "[[10, 20, 30, 40], [50, 60, 70, 80]]"
+    p = prompt.protect(f"Two <ref>dogs</ref><box>{boxes}</box> on the grass.")
+    assert boxes in p.spans and "[" not in p.text and "10" not in p.text
+    good = p.text.replace("Two ", "两只").replace(" on the grass.", "在草地上。")
+    assert check(p.text, good, "stop") is None
+    assert p.restore(good) == f"两只<ref>dogs</ref><box>{boxes}</box>在草地上。"  # byte for byte
+    # the model writes the boxes out itself, with full-width brackets and commas, instead of copying the marker
+    k = p.spans.index(boxes)
+    mangled = good.replace(f"⟦{k}⟧", "［［10，20，30，40］，［50，60，70，80］］")
+    assert check(p.text, mangled, "stop")[0] == "markers_changed"
+
+
+def test_display_math_is_protected_whole():
+    math = "$$\\int_0^1 x^2 \\, dx = \\frac{1}{3}$$"
+    p = prompt.protect(f"The integral {math} is shown on the board.")
+    assert p.spans == [math] and p.text == "The integral ⟦0⟧ is shown on the board."
+    multi = "$$a^2 + b^2\n= c^2$$"
+    assert prompt.protect(f"Pythagoras: {multi} holds.").spans == [multi]
+    assert prompt.protect("math $x$ and $$y$$.").spans == ["$x$", "$$y$$"]
+
+
 def test_edge_tags_never_reach_the_model():
     p = prompt.protect("<image>\nWhat is <ref>this</ref>?")
     assert p.text == "What is ⟦0⟧this⟦1⟧?" and p.prefix == "<image>\n"

@@ -12,6 +12,7 @@ from dataengine.translate.cache import TranslationCache
 from dataengine.translate.engines.openai import OpenAIEngine
 from dataengine.translate.prompt import PROMPT_VERSION
 from dataengine.translate.translator import Translator
+from dataengine.translate.validate import ValidationConfig
 
 CONV = [
     {"from": "human", "value": "<image>\nWhat is in the picture?"},
@@ -25,9 +26,9 @@ def server():
         yield s
 
 
-def translator(server, tmp_path):
-    cache = TranslationCache(str(tmp_path), "scripted", PROMPT_VERSION, "none")
-    return Translator(OpenAIEngine("scripted", base_url=server.base_url, backoff_s=0.01), cache)
+def translator(server, tmp_path, validation=None):
+    engine = OpenAIEngine("scripted", base_url=server.base_url, backoff_s=0.01)
+    return Translator(engine, TranslationCache(str(tmp_path), engine, PROMPT_VERSION, "none"), validation=validation)
 
 
 def test_captions_conversations_protection_and_provenance(server, tmp_path):
@@ -66,6 +67,32 @@ def test_cache_makes_reruns_free(server, tmp_path):
     outs = again.translate_samples(samples + [{"caption": "A red car parked on the street."}])
     assert server.requests == first and again.llm_calls == 0
     assert [o.cache_hits for o in outs] == [1, 2, 1] and all(o.status == "ok" for o in outs)
+
+
+def test_cache_hit_is_validated_under_this_runs_settings(server, tmp_path):
+    """A cached translation that passed a lenient run is not taken as `ok` by a stricter one: it is translated
+    again and judged by the stricter settings."""
+    caption = [{"caption": "A red car parked on the street."}]  # 一辆红色的汽车停在街上。: length ratio 0.39
+    assert translator(server, tmp_path).translate_samples(caption)[0].status == "ok"
+    first = server.requests
+    strict = translator(server, tmp_path, ValidationConfig(min_length_ratio=0.5))
+    (out,) = strict.translate_samples(caption)
+    assert out.status == "failed:length_ratio" and out.cache_hits == 0
+    assert server.requests - first == 2 and strict.cache.hits == 0  # both attempts went to the model
+    (again,) = translator(server, tmp_path).translate_samples(caption)  # the lenient settings still reuse it
+    assert again.status == "ok" and again.cache_hits == 1 and server.requests - first == 2
+
+
+def test_cache_is_keyed_by_engine_server_and_model(tmp_path):
+    """Two servers serving different weights under one model name do not share cache entries."""
+    caption = [{"caption": "A red car parked on the street."}]
+    with ScriptedLLM() as one, ScriptedLLM() as two:
+        assert translator(one, tmp_path).translate_samples(caption)[0].caption_zh == "一辆红色的汽车停在街上。"
+        (out,) = translator(two, tmp_path).translate_samples(caption)
+        assert out.status == "ok" and out.cache_hits == 0 and two.requests == 1
+        assert translator(one, tmp_path).translate_samples(caption)[0].cache_hits == 1 and one.requests == 1
+        engines = [OpenAIEngine(m, base_url=u) for m in ("scripted", "other") for u in (one.base_url, two.base_url)]
+        assert len({TranslationCache(None, e, PROMPT_VERSION, "none").key("x") for e in engines}) == 4
 
 
 def _dataset(root):

@@ -1,8 +1,10 @@
 """Detect each sample's language and route it: English goes on to translation, Chinese is kept as is, and
 other languages are rejected unless listed in `keep`.
 
-Scripts decide first (Han/kana/Hangul shares), langdetect (seeded, deterministic) decides long Latin text, and
-short Latin text falls back to the script rule because statistical detectors are unreliable on a few words.
+Scripts decide first (Han/kana/Hangul shares), langdetect (seeded, deterministic) decides long Latin text.
+Short plain-ASCII text is English only on evidence (statistical detectors are unreliable on a few words): more
+English function words than other Latin languages' ones, or langdetect's English when it has none of the latter;
+otherwise it is undetermined (`Un perro en el parque`, `Kucing tidur di sofa`), never sent to translation.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ ENGLISH_FUNCTION_WORDS = frozenset(
     "a an the of in on at with and or is are was were be been this that these those there it its his her their "
     "to for from by into onto over under near next behind above below between while has have two three some "
     "several many very who which what where how".split()
+)
+# Closed-class words of other Latin-script languages (es, fr, de, it, pt, nl, id/ms) that are not English words:
+# one of them in a short text outweighs an English function word it shares a spelling with ("in", "a", "on").
+OTHER_FUNCTION_WORDS = frozenset(
+    "el la los las un una unos unas y del con por para su sus "  # es
+    "le les des du une et est dans avec sur sous au aux sa ses leur "  # fr
+    "der das dem des ein eine einer einem einen und mit auf im ist sind vom zum zur "  # de
+    "il lo gli della dello delle dei degli nel nella sul sulla di da e "  # it
+    "o os um uma uns umas da dos das em na nos nas com "  # pt
+    "het een op zijn "  # nl
+    "yang dan di ke dari dengan sedang ini itu sebuah seekor".split()  # id/ms
 )
 
 
@@ -71,7 +84,7 @@ def detect(text: str, cjk_share: float = 0.3, short_text_letters: int = 25) -> t
     if counts["han"] / letters >= cjk_share:
         return "zh", counts["han"] / letters
     if letters < short_text_letters and counts["ascii"] == letters:
-        return "en", 1.0  # short plain-ASCII text: script fallback
+        return short_ascii(text)
     try:
         best = detect_langs(text)[0]
     except LangDetectException:
@@ -82,6 +95,22 @@ def detect(text: str, cjk_share: float = 0.3, short_text_letters: int = 25) -> t
         if share >= 0.15:  # langdetect misreads some short plain English (e.g. as Romanian): trust the words
             return "en", round(share, 4)
     return code, float(best.prob)
+
+
+def short_ascii(text: str) -> tuple[str, float]:
+    """('en', score) for a short plain-ASCII text with evidence of English, else ('und', 0.0)."""
+    words = [w.lower() for w in WORD.findall(text)]
+    english = sum(w in ENGLISH_FUNCTION_WORDS for w in words)
+    other = sum(w in OTHER_FUNCTION_WORDS for w in words)
+    if english > other:
+        return "en", round(english / len(words), 4)
+    if other:
+        return "und", 0.0
+    try:
+        best = detect_langs(text)[0]
+    except LangDetectException:
+        return "und", 0.0
+    return ("en", float(best.prob)) if best.lang == "en" else ("und", 0.0)
 
 
 def english_share(text: str) -> float:
@@ -102,7 +131,8 @@ class LanguageRoute(Op):
         lang, score = detect(text, self.config.cjk_share, self.config.short_text_letters)
         row["language"], row["language_score"] = lang, round(score, 4)
         if lang == "und":
-            raise Reject("undetermined_language", "text has no letters")
+            why = "short text, no evidence of English" if any(c.isalpha() for c in text) else "no letters"
+            raise Reject("undetermined_language", why)
         if lang not in self.config.keep:
             raise Reject("language_not_allowed", f"{lang} ({score:.2f}) not in {self.config.keep}")
         return row

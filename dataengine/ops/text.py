@@ -1,7 +1,11 @@
 """Normalise captions and conversation turns; reject empty, oversized, malformed or boilerplate text.
 
-Order: early size guard, Unicode NFKC, HTML (script/style blocks, tags, entities), control and zero-width
-characters, URLs and e-mails, whitespace; then length and boilerplate checks on the cleaned text.
+Order: early size guard, width folding, HTML (script/style blocks, tags, entities), control and zero-width
+characters, URLs and e-mails, whitespace; then length, filename and boilerplate checks on the cleaned text.
+
+Width folding is the part of NFKC that captions need: full-width ASCII letters and digits (`ＡＢＣ１２３`) and
+compatibility spaces (ideographic, no-break, fixed-width) become ASCII. Full NFKC is not used: it rewrites
+Chinese full-width punctuation to ASCII (`（橘色），！？` -> `(橘色),!?`) and superscripts to digits (`x²` -> `x2`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,16 @@ SPACES = re.compile(r"[^\S\n]+")
 NEWLINES = re.compile(r"\n{3,}")
 KEY_DROP = re.compile(r"[\W_]+", re.U)
 IMAGE_TAG = "<image>"
+FULL_WIDTH_ALNUM = [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]  # ０-９ Ａ-Ｚ ａ-ｚ
+COMPAT_SPACES = [0x00A0, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000]  # no-break, fixed-width, ideographic
+WIDTH_FOLD = {**{c: c - 0xFEE0 for c in FULL_WIDTH_ALNUM}, **dict.fromkeys(COMPAT_SPACES, ord(" "))}
+# a whole caption that is one file name or path with an image/video extension, or a camera's file name without
+# one; a sentence that mentions a file name has spaces and is not matched
+FILENAME = re.compile(
+    r"^(?:\S*\.(?:jpe?g|jfif|png|gif|webp|bmp|tiff?|heic|heif|avif|dng|cr2|nef|arw|raw|svg|mp4|mov|avi|mkv|webm)"
+    r"|(?:img|dsc[fn]?|pxl|mvimg|vid|wp|pano)[-_]\d{4,}(?:[-_]\d+)*)$",
+    re.I,
+)
 DEFAULT_BOILERPLATE = [
     r"^(image|photo|picture|img|screenshot|untitled|thumbnail|图片|图像|照片)\s*[-_#]?\s*\d*(\.(jpe?g|png|gif|webp))?$",
     r"^(dsc|dscn|img|pic|p)[-_]?\d+(\.\w+)?$",
@@ -73,7 +87,9 @@ def strip_blocks(text: str) -> str:
 
 class TextConfig(StageConfig):
     op: Literal["text"] = "text"
-    nfkc: bool = True
+    fold_width: bool = Field(
+        True, description="full-width ASCII letters/digits and compatibility spaces to ASCII (not full NFKC)"
+    )
     strip_html: bool = True
     remove_urls: bool = True
     remove_emails: bool = True
@@ -103,8 +119,8 @@ class TextClean(Op):
 
     def clean(self, text: str, *, keep_newlines: bool) -> str:
         cfg = self.config
-        if cfg.nfkc:
-            text = unicodedata.normalize("NFKC", text)
+        if cfg.fold_width:
+            text = text.translate(WIDTH_FOLD)
         if cfg.strip_html:
             text = HTML_TAG.sub(" ", strip_blocks(text))
             text = html.unescape(text)
@@ -131,6 +147,8 @@ class TextClean(Op):
                 raise Reject("caption_too_short", f"{n} characters after cleaning, min {cfg.min_chars}")
             if len(caption) > cfg.max_chars:
                 raise Reject("caption_too_long", f"{len(caption)} characters, max {cfg.max_chars}")
+            if FILENAME.match(caption):
+                raise Reject("filename_caption", f"the caption is a file name: {caption[:80]!r}")
             for pattern in self._boilerplate:
                 if pattern.search(caption):
                     raise Reject("boilerplate", f"matches {pattern.pattern!r}")

@@ -88,7 +88,7 @@ class TranslateBatches:
                 onednn=cfg.onednn,
             )
         self.engine = build(cfg.engine, **options)
-        cache = TranslationCache(storage, self.engine.model, PROMPT_VERSION, glossary_hash(cfg.glossary))
+        cache = TranslationCache(storage, self.engine, PROMPT_VERSION, glossary_hash(cfg.glossary))
         self.prompt_version = PROMPT_VERSION
         self.translator = Translator(
             self.engine,

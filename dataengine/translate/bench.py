@@ -98,7 +98,7 @@ def run(
     with tempfile.TemporaryDirectory() as cache_root:
         calls = []
         for _ in range(2):
-            cache = TranslationCache(cache_root, engine.model, PROMPT_VERSION, "none")
+            cache = TranslationCache(cache_root, engine, PROMPT_VERSION, "none")
             tr = Translator(engine, cache, batch_size=batch_size, max_new_tokens=max_new_tokens)
             tr.translate_samples(samples)
             calls.append({"llm_calls": tr.llm_calls, "cache_hits": cache.hits})

@@ -24,10 +24,11 @@ CONTEXT = "Earlier turns of this conversation, for context only (do not translat
 
 PROTECT = re.compile(
     r"(<\/?[A-Za-z_][\w-]*>"  # <image>, <ref>, </box> and other tags
-    r"|\[\[[\d.,\s]+\]\]"  # [[x1, y1, x2, y2]] boxes
+    r"|\[\[[\d.,\s]+\](?:\s*,\s*\[[\d.,\s]+\])*\]"  # [[x1, y1, x2, y2]] boxes, [[...], [...]] several
     r"|\(\s*\d+(?:\.\d+)?\s*,\s*\d+(?:\.\d+)?\s*\)"  # (x, y) coordinates
     r"|\{\{?\s*\w+\s*\}?\}|%\(\w+\)s|%[sd]"  # {placeholder}, {{x}}, %(x)s, %s
     r"|`[^`\n]+`"  # code spans
+    r"|\$\$[^$]+\$\$"  # $$...$$ display math, whole (may span lines)
     r"|\$(?=\S)[^$\n]*?(?<=\S)\$(?!\d)|\\\(.+?\\\)|\\\[.+?\\\]"  # LaTeX ($ as pandoc: not "$5 and $10")
     r"|\b(?:https?|ftp)://\S+|\bwww\.\S+"  # URLs
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"  # e-mails

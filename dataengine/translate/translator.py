@@ -77,9 +77,9 @@ class Translator:
         """Fill `result` or `failure` on every segment, using the cache first."""
         todo = []
         for seg in segments:
-            hit = self.cache.get(seg.source) if self.cache else None
+            hit = self.cache.get(seg.source, accept=lambda rec, seg=seg: self._valid(seg, rec)) if self.cache else None
             if hit is not None:
-                seg.result, seg.cached = hit, True
+                seg.result, seg.cached = seg.protected.restore(hit["output"]), True
             elif not prompt.has_words(seg.protected.text):
                 seg.result = seg.source  # only tags/markup/numbers: nothing to translate
             else:
@@ -109,10 +109,16 @@ class Translator:
                     if seg.failure is None:
                         seg.result = seg.protected.restore(out.text.strip())
                         if self.cache:
-                            self.cache.put(seg.source, seg.result, engine=self.engine.name, attempts=attempt)
+                            self.cache.put(seg.source, seg.result, output=out.text.strip(), attempts=attempt)
             todo = [s for s in todo if s.result is None]
             if not todo:
                 break
+
+    def _valid(self, seg: Segment, record: dict[str, Any]) -> bool:
+        """Whether a cached output passes this translator's validation (its settings may be stricter than those
+        of the run that stored it); an entry without the model's output is treated as a miss."""
+        output = record.get("output")
+        return isinstance(output, str) and check(seg.protected.text, output, "stop", self.validation) is None
 
     def translate_samples(self, samples: list[dict[str, Any]]) -> list[Outcome]:
         """One Outcome per sample ({caption} or {conversations}), segments of all samples batched together."""

@@ -33,7 +33,9 @@ class ValidationConfig:
 def check(
     source: str, output: str, finish_reason: str | None, cfg: ValidationConfig | None = None
 ) -> tuple[str, str] | None:
-    """None when the translation passes, else (reason, detail). `source` and `output` carry ⟦n⟧ markers."""
+    """None when the translation passes, else (reason, detail). `source` and `output` carry ⟦n⟧ markers: each
+    stands for one protected span (tag, box list, math, URL...), which restoring puts back byte for byte, so a
+    span the model wrote out itself (boxes with full-width brackets) instead of copying its marker fails here."""
     cfg = cfg or ValidationConfig()
     out = output.strip()
     if not out:

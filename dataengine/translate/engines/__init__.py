@@ -23,6 +23,7 @@ class EngineError(RuntimeError):
 class Engine(ABC):
     name: str
     model: str
+    server: str  # where the weights are served from (server URL, local file or folder): part of the cache key
 
     @abstractmethod
     def generate(

@@ -40,14 +40,17 @@ class TransformersEngine(Engine):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from dataengine.models import ModelError, resolve_model
+        from dataengine.models import ModelError, require_gguf, resolve_model
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             local = resolve_model(model, storage)
+            if local.gguf_file:
+                require_gguf(local.name)  # before any loading: transformers fails deep inside without it
         except ModelError as exc:
             raise EngineError(str(exc)) from None
         self.model = local.name
+        self.server = os.path.join(local.path, local.gguf_file or "")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if num_threads:
             torch.set_num_threads(num_threads)

@@ -37,6 +37,7 @@ class OpenAIEngine(Engine):
         **_: Any,
     ):
         self.model, self.base_url = model, base_url.rstrip("/")
+        self.server = self.base_url
         self.api_key, self.concurrency, self.timeout_s = api_key, concurrency, timeout_s
         self.max_retries, self.backoff_s = max_retries, backoff_s
         self.requests = 0
