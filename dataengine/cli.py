@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
+from contextlib import nullcontext
 
 import click
 from rich.console import Console
@@ -13,6 +15,14 @@ from rich.table import Table
 from dataengine import manifest, pipeline
 from dataengine.storage import default_root, delete_dir, join
 
+# Deprecation warnings Ray raises from its own code (Ray Data's context dump, Ray Train's execution options), which
+# no setting of ours avoids: not shown to users.
+RAY_INTERNAL_WARNINGS = (
+    r".*`ExecutionOptions.exclude_resources` is deprecated",
+    r"`use_push_based_shuffle` is deprecated",
+    r"`use_polars` is deprecated",
+    r"`use_arrow_tensor_v2` is deprecated",
+)
 console = Console(markup=False)  # paths and captions are printed as written, never read as rich markup
 
 
@@ -37,6 +47,8 @@ class _Commands(click.Group):
 def main(ctx: click.Context, storage: str | None) -> None:
     """Bilingual (English/Chinese) data engine for vision-language models, on Ray."""
     ctx.obj = {"storage": storage or default_root()}
+    for message in RAY_INTERNAL_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def _run(
@@ -46,7 +58,10 @@ def _run(
     output: str | None,
     sets: tuple[str, ...],
     address: str | None,
+    verbose: bool = False,
 ) -> None:
+    from rich.live import Live
+
     from dataengine import runner
     from dataengine.inspect import print_summary
 
@@ -54,13 +69,41 @@ def _run(
         spec = pipeline.load(name, sets)
     except pipeline.PipelineError as exc:
         raise click.ClickException(str(exc)) from None
+    if not verbose:  # one progress view instead of Ray's bars and log lines
+        spec = spec.model_copy(update={"ray": spec.ray.model_copy(update={"progress": False})})
+    view = _ProgressView(["ingest", *(s.op for s in spec.stages)])
     try:
-        record = runner.run(spec, input_uri=input_uri, output_uri=output, address=address, storage=ctx.obj["storage"])
+        with Live(view.render({}), console=console, refresh_per_second=4) if not verbose else nullcontext() as live:
+            record = runner.run(
+                spec,
+                input_uri=input_uri,
+                output_uri=output,
+                address=address,
+                storage=ctx.obj["storage"],
+                progress=None if verbose else lambda counts: live.update(view.render(counts)),
+                quiet=not verbose,
+            )
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except ConnectionError as exc:
         raise click.ClickException(f"cannot reach the Ray cluster at {address}: {exc}; check --address") from None
+    console.print()
     print_summary(record, console)
+
+
+class _ProgressView:
+    """What a run shows while it executes: each stage's rows and rejects so far, and the time elapsed."""
+
+    def __init__(self, stages: list[str]):
+        self.stages = list(dict.fromkeys(stages))
+        self.t0 = time.monotonic()
+
+    def render(self, counts: dict[str, tuple[int, int]]) -> Table:
+        table = Table("stage", "rows", "rejected", title=f"running: {time.monotonic() - self.t0:.0f} s elapsed")
+        for stage in self.stages:
+            rows, rejected = counts.get(stage, (0, 0))
+            table.add_row(stage, f"{rows:,}" if stage in counts else "-", f"{rejected:,}" if stage in counts else "-")
+        return table
 
 
 @main.command()
@@ -75,6 +118,7 @@ def _run(
     help="override a spec value, e.g. stages.image.min_side=64 (repeatable)",
 )
 @click.option("--address", help="Ray cluster address; default: start a local Ray")
+@click.option("--verbose", is_flag=True, help="show Ray's own progress bars and log lines instead of one view")
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -83,16 +127,18 @@ def run(
     output: str | None,
     sets: tuple[str, ...],
     address: str | None,
+    verbose: bool,
 ) -> None:
     """Run PIPELINE (a name in pipelines/ or a YAML path)."""
-    _run(ctx, pipeline_name, input_uri, output, sets, address)
+    _run(ctx, pipeline_name, input_uri, output, sets, address, verbose)
 
 
 @main.command()
 @click.option("--rebuild", is_flag=True, help="rebuild the sample dataset even if present")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.option("--verbose", is_flag=True, help="show Ray's own progress bars and log lines instead of one view")
 @click.pass_context
-def demo(ctx: click.Context, rebuild: bool, sets: tuple[str, ...]) -> None:
+def demo(ctx: click.Context, rebuild: bool, sets: tuple[str, ...], verbose: bool) -> None:
     """Build the offline sample dataset (if missing) and run pipelines/demo.yaml on it."""
     from dataengine import sample_data
     from dataengine.models import pull
@@ -107,7 +153,7 @@ def demo(ctx: click.Context, rebuild: bool, sets: tuple[str, ...]) -> None:
         from dataengine.scorer.cli import ensure_demo_scorer
 
         ensure_demo_scorer(ctx.obj["storage"])  # no-op once trained
-    _run(ctx, "demo", target, None, sets, None)
+    _run(ctx, "demo", target, None, sets, None, verbose)
 
 
 @main.command("sample-data")

@@ -14,7 +14,9 @@ Workers report every `RAY_metrics_report_interval_ms` (10 s by default) and once
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -137,8 +139,69 @@ class StageMetrics:
         if before is not None:
             seen = before.filter(pc.is_valid(before.column("reason"))).column("id")
             rejected = pc.and_(rejected, pc.invert(pc.is_in(after.column("id"), value_set=seen.combine_chunks())))
-        self.inc("dataengine_rows_in", len(after) if before is None else len(before))
+        rows_in = len(after) if before is None else len(before)
+        self.inc("dataengine_rows_in", rows_in)
         self.inc("dataengine_rows_out", len(after) - pc.count(reason).as_py())
         for item in pc.value_counts(reason.filter(rejected)).to_pylist():
             self.inc("dataengine_rejects", item["counts"], reason=item["values"])
         self.observe("dataengine_batch_seconds", seconds)
+        board = _board(self.tags["run"])
+        if board is not None:  # fire and forget: the run's progress view, one small message a batch
+            board.add.remote(self.tags["stage"], rows_in, pc.sum(rejected).as_py())
+
+
+# Live progress: a small actor per run that every stage's batch reports to (rows in, rows it rejected), and that
+# the driver polls to draw one progress view. It holds one counter pair per stage, whatever the run's size.
+PROGRESS_ACTOR = "dataengine-progress-{run}"
+_boards: dict[str, Any] = {}
+
+
+class _Board:
+    def __init__(self) -> None:
+        self.counts: dict[str, list[int]] = {}
+
+    def add(self, stage: str, rows: int, rejected: int) -> None:
+        c = self.counts.setdefault(stage, [0, 0])
+        c[0] += rows
+        c[1] += rejected or 0
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        return {k: (v[0], v[1]) for k, v in self.counts.items()}
+
+
+def _board(run: str) -> Any:
+    """The run's progress actor, looked up once per worker process; None where the run has none."""
+    if run not in _boards:
+        import ray
+
+        try:
+            _boards[run] = ray.get_actor(PROGRESS_ACTOR.format(run=run))
+        except ValueError:
+            _boards[run] = None
+    return _boards[run]
+
+
+@contextmanager
+def live_progress(
+    run: str, show: Callable[[dict[str, tuple[int, int]]], None], every_s: float = 0.5
+) -> Iterator[None]:
+    """While the block runs, call `show({stage: (rows in, rows rejected there)})` every `every_s` seconds from a
+    driver thread, and once more at the end."""
+    import ray
+
+    board = ray.remote(num_cpus=0)(_Board).options(name=PROGRESS_ACTOR.format(run=run)).remote()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(every_s):
+            show(ray.get(board.snapshot.remote()))
+
+    thread = threading.Thread(target=poll, name="dataengine-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        show(ray.get(board.snapshot.remote()))
+        ray.kill(board)

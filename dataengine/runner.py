@@ -8,9 +8,12 @@ tile index -> accounting check -> manifest (committed last).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataengine import accounting, ledger, manifest
-from dataengine.metrics import StageMetrics, stage_labels
+from dataengine.metrics import StageMetrics, live_progress, stage_labels
 from dataengine.ops import ROW_OPS
 from dataengine.ops.base import OpBatches
 from dataengine.ops.dedup import dedup
@@ -73,20 +76,52 @@ def _opt_into_token_auth() -> None:
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
-def init_ray(spec: PipelineSpec, address: str | None) -> None:
+def init_ray(spec: PipelineSpec, address: str | None, quiet: bool = False) -> None:
+    """Connect to `address` or start a local Ray. `quiet` keeps workers' output in Ray's session logs
+    (/tmp/ray/session_*/logs) and Ray's start-up lines below errors off the terminal."""
     import ray
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    opts: dict[str, Any] = {"log_to_driver": not quiet, "logging_level": logging.ERROR if quiet else logging.INFO}
     if address:
         _opt_into_token_auth()
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, **opts)
     else:
-        ray.init(num_cpus=spec.ray.num_cpus, include_dashboard=spec.ray.dashboard, log_to_driver=True)
+        ray.init(num_cpus=spec.ray.num_cpus, include_dashboard=spec.ray.dashboard, **opts)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = spec.ray.progress
     ctx.print_on_execution_start = spec.ray.progress
+
+
+@contextmanager
+def ray_logs_to(path: str | None) -> Iterator[None]:
+    """While a run executes, Ray's own driver-side log records go to `path` (the run's `ray.log`), and its terminal
+    handlers show errors only; None leaves Ray's logging as it is."""
+    if path is None:
+        yield
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setLevel(logging.INFO)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    changed: list[tuple[logging.Handler, int]] = []
+    loggers = [logging.getLogger(name) for name in ("ray", "ray.data", "ray.train", "ray.serve")]
+    for lg in loggers:
+        for h in lg.handlers:
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                changed.append((h, h.level))
+                h.setLevel(logging.ERROR)
+        lg.addHandler(to_file)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeHandler(to_file)
+        for h, level in changed:
+            h.setLevel(level)
+        to_file.close()
 
 
 def split_stages(spec: PipelineSpec) -> tuple[list[Any], list[Any]]:
@@ -215,11 +250,15 @@ def run(
     output_uri: str | None = None,
     address: str | None = None,
     storage: str | None = None,
+    progress: Callable[[dict[str, tuple[int, int]]], None] | None = None,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Run a pipeline and return its manifest; raises if the accounting invariant fails.
 
     With `output.incremental` the output is a dataset folder: only input shards not yet committed there are
-    processed, and the run commits to the dataset's ledger last (a killed run leaves nothing committed)."""
+    processed, and the run commits to the dataset's ledger last (a killed run leaves nothing committed).
+    `progress` is called about twice a second with {stage: (rows in, rows rejected there)}; `quiet` keeps Ray's
+    own log lines off the terminal (driver records in the run folder's `ray.log`, workers' in Ray's session logs)."""
     import ray
 
     storage = storage or default_root()
@@ -246,7 +285,19 @@ def run(
         manifest.write(run_dir, record)  # nothing new: recorded, nothing to commit
         return record
 
-    init_ray(spec, address)
+    init_ray(spec, address, quiet=quiet)
+    logs = join(run_dir, "ray.log") if quiet and not is_remote(run_dir) else None
+    with ray_logs_to(logs), (live_progress(run_id, progress) if progress else nullcontext()):
+        return _execute(spec, plan, record, run_dir, storage, started)
+
+
+def _execute(
+    spec: PipelineSpec, plan: dict[str, Any], record: dict[str, Any], run_dir: str, storage: str, started: float
+) -> dict[str, Any]:
+    """The run on Ray, from reading to the commit."""
+    import ray
+
+    run_id, output = record["run_id"], plan["output"]
     labels = {"pipeline": spec.name, "run": run_id}
     ds = build_plan(spec, plan["tasks"], output, storage, run_id, labels).materialize()
     input_ids = join(output, "_work", "input_ids")

@@ -93,3 +93,35 @@ def test_errors_are_clear_not_tracebacks(tmp_path):
 def test_missing_input_is_a_clear_error(ray_local, tmp_path):
     res = invoke(tmp_path, "run", "clean", "--input", str(tmp_path / "absent"))
     assert res.exit_code == 1 and "input not found" in res.output
+
+
+def test_a_run_shows_one_progress_view_and_keeps_ray_logs_in_its_folder(ray_local, tmp_path):
+    """A terminal run (its own local Ray, beside the session's: the case that made Ray log errors) prints the
+    progress view and the summary, not Ray's log lines; Ray's driver log is in the run's folder."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    (data / "img").mkdir(parents=True)
+    recs = []
+    for i in range(4):
+        (data / "img" / f"{i}.png").write_bytes(encode(textured(600 + i), "PNG"))
+        recs.append({"image": f"img/{i}.png", "caption": f"An abstract colourful texture, quiet run {i}."})
+    recs.append({"image": "img/none.png", "caption": "A caption for a picture that is not there."})
+    write_jsonl(data / "a.jsonl", recs)
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    res = subprocess.run(
+        [sys.executable, "-m", "dataengine.cli", "--storage", str(tmp_path / "st"), "run", "clean", "--input",
+         str(data), "--set", "ray.num_cpus=1"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "stage" in out and "rejected" in out and "elapsed" in out  # the progress view
+    assert "ingest" in out and "resolve" in out and "accounting OK" in out
+    for noise in ("INFO", "WARNING", "Warning", "(pid=", "Traceback", "multiple active Ray instances"):
+        assert noise not in out, (noise, out[-3000:])
+    assert len(out.splitlines()) < 60, out
+    (log,) = (tmp_path / "st" / "runs").glob("*/ray.log")
+    assert "ray.data" in log.read_text()
