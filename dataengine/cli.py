@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dataengine import manifest, pipeline
+from dataengine.serving import api_key_option
 from dataengine.storage import default_root, delete_dir, join
 
 # Deprecation warnings Ray raises from its own code (Ray Data's context dump, Ray Train's execution options), which
@@ -417,19 +418,30 @@ def serve() -> None:
 
 
 @serve.command("translator")
-@click.option("--model", default="demo-translator")
+@click.option("--model", default="demo-translator", help="registered name, local HF folder or .gguf file")
 @click.option("--host", default="127.0.0.1", help="bind address (default loopback only)")
 @click.option("--port", default=8000, type=int)
 @click.option("--trust-remote-code", is_flag=True, default=False)
+@api_key_option
 @click.pass_context
-def serve_translator(ctx: click.Context, model: str, host: str, port: int, trust_remote_code: bool) -> None:
+def serve_translator(
+    ctx: click.Context, model: str, host: str, port: int, trust_remote_code: bool, api_key: str | None
+) -> None:
     """OpenAI-compatible /v1/chat/completions and /v1/models backed by the transformers engine."""
+    from dataengine.models import ModelError, resolve_model
+    from dataengine.serving import check_exposure
+
+    try:  # refused here, in one line, before Ray starts
+        check_exposure(host, api_key)
+        resolve_model(model, ctx.obj["storage"])
+    except (ValueError, ModelError) as exc:
+        raise click.ClickException(str(exc)) from None
     import ray
 
     from dataengine.translate import serve as translator_serve
 
     ray.init(include_dashboard=False)
-    base = translator_serve.start(model, ctx.obj["storage"], host, port, trust_remote_code)
+    base = translator_serve.start(model, ctx.obj["storage"], host, port, trust_remote_code, api_key)
     console.print(f"serving {model} at {base} (Ctrl-C to stop)")
     try:
         while True:

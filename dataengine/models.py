@@ -165,5 +165,13 @@ def resolve_model(name_or_path: str, storage: str | None = None) -> LocalModel:
         return LocalModel(
             rec["name"], os.path.dirname(registered), rec.get("file") if rec.get("format") == "gguf" else None
         )
-    hint = f"; run `dataengine models pull {name_or_path}`" if name_or_path in PULLABLE else ""
-    raise ModelError(f"model {name_or_path!r} not found (not a folder, a .gguf file or a registered name){hint}")
+    hint = (
+        f"run `dataengine models pull {name_or_path}`"
+        if name_or_path in PULLABLE
+        else "give a local Hugging Face folder or .gguf file, or pull one: "
+        f"`dataengine models pull {DEMO_TRANSLATOR.name}`"
+    )
+    raise ModelError(
+        f"model {name_or_path!r} not found (not a folder, a .gguf file or a name registered in "
+        f"{models_dir(storage)}); {hint}"
+    )

@@ -287,7 +287,7 @@ def run(
 
     init_ray(spec, address, quiet=quiet)
     logs = join(run_dir, "ray.log") if quiet and not is_remote(run_dir) else None
-    with ray_logs_to(logs), (live_progress(run_id, progress) if progress else nullcontext()):
+    with ray_logs_to(logs), live_progress(run_id, progress) if progress else nullcontext():
         return _execute(spec, plan, record, run_dir, storage, started)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import subprocess
+import sys
+import time
 
 from click.testing import CliRunner
 from conftest import encode, textured, write_jsonl
@@ -98,10 +102,6 @@ def test_missing_input_is_a_clear_error(ray_local, tmp_path):
 def test_a_run_shows_one_progress_view_and_keeps_ray_logs_in_its_folder(ray_local, tmp_path):
     """A terminal run (its own local Ray, beside the session's: the case that made Ray log errors) prints the
     progress view and the summary, not Ray's log lines; Ray's driver log is in the run's folder."""
-    import os
-    import subprocess
-    import sys
-
     data = tmp_path / "data"
     (data / "img").mkdir(parents=True)
     recs = []
@@ -125,3 +125,35 @@ def test_a_run_shows_one_progress_view_and_keeps_ray_logs_in_its_folder(ray_loca
     assert len(out.splitlines()) < 60, out
     (log,) = (tmp_path / "st" / "runs").glob("*/ray.log")
     assert "ray.data" in log.read_text()
+
+
+def test_serve_commands_refuse_in_one_line_before_ray_starts(tmp_path):
+    """A model that is not there, or a non-loopback host without an API key: one line naming the problem and
+    what to do, exit code 1, no traceback, within seconds (before Ray starts). 192.0.2.1 (TEST-NET, not on this
+    machine) stands for a public address, so that nothing is ever exposed here."""
+    from dataengine.serving import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "127.8.0.1", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.0.2.1", "example.com", "localhost.evil.com"]))
+    ray_dir = tmp_path / "ray"  # where a Ray started by the command would put its session
+    env = {k: v for k, v in os.environ.items() if k != "DATAENGINE_API_KEY"} | {"RAY_TMPDIR": str(ray_dir)}
+    cases = [
+        (["serve", "translator", "--model", "nosuch"], ["'nosuch' not found", "dataengine models pull"]),
+        (["serve", "scorer", "--model", "nosuch"], ["'nosuch'", "dataengine train scorer"]),
+        (["serve", "translator", "--host", "192.0.2.1"], ["192.0.2.1 without an API key", "DATAENGINE_API_KEY"]),
+        (["serve", "scorer", "--model", "x", "--host", "192.0.2.1"], ["without an API key", "--api-key"]),
+    ]
+    for args, wanted in cases:
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "dataengine.cli", "--storage", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        took = time.monotonic() - started
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in lines[0], (args, lines)
+        assert lines[0].startswith("Error: ") and all(w in lines[0] for w in wanted), (args, lines)
+        assert took < 45 and not ray_dir.exists(), (args, took)  # Ray never started

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
+import shutil
 import socket
 import tarfile
 import urllib.error
@@ -116,8 +118,9 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _post(url: str, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+def _post(url: str, body: dict, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, json.loads(resp.read())
@@ -164,13 +167,30 @@ def test_serve_scorer_and_endpoint_backend(ray_local, dataset):
         ]:
             status, body = _post(f"{base}/v1/score", bad)
             assert status == 400 and why in body["error"], body
+        # image_uri reads a regular file within the size limit only; a FIFO is refused without waiting on it
+        limits = dataset / "data" / "limits"
+        limits.mkdir()
+        try:
+            with open(limits / "huge.png", "wb") as f:
+                f.truncate(scorer_serve.MAX_IMAGE_FILE + 1)  # sparse: no disk written
+            os.mkfifo(limits / "pipe.png")
+            for uri, why in [
+                ("limits/huge.png", "over the limit"),
+                ("limits", "not a regular file"),
+                ("limits/missing.png", "cannot be opened"),
+                ("limits/pipe.png", "not a regular file"),
+            ]:
+                status, body = _post(f"{base}/v1/score", {"image_uri": uri, "texts": {"en": "x"}})
+                assert status == 400 and why in body["error"] and str(limits) not in body["error"], body
+        finally:
+            shutil.rmtree(limits)
         # a body declared too large is refused before it is read
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.putrequest("POST", "/v1/score")
         conn.putheader("Content-Length", str(10**12))
         conn.endheaders()
         resp = conn.getresponse()
-        assert resp.status == 400 and "body over" in json.loads(resp.read())["error"]
+        assert resp.status == 413 and "body over" in json.loads(resp.read())["error"]
         conn.close()
         # a tile whose header passes but whose data is broken fails its own request only, even when batched
         good = {"tiles": [b64(tile)], "texts": {"en": en}}
@@ -189,6 +209,44 @@ def test_serve_scorer_and_endpoint_backend(ray_local, dataset):
         assert a["id"].to_list() == b["id"].to_list() and a.height == N + 1
         for col in ("match_en", "match_zh", "loglik_en"):
             assert ((a[col] - b[col]).abs().fill_null(0) < 1e-3).all()
+    finally:
+        serve.shutdown()
+
+
+def test_serve_scorer_needs_its_api_key(ray_local, dataset, tmp_path, monkeypatch):
+    """With an API key, /v1/score needs it (401 with an OpenAI-style error otherwise) and /healthz stays open for
+    probes; the score stage's endpoint backend sends the key its api_key_env names. Off loopback without a key,
+    the server refuses to start."""
+    from ray import serve
+
+    from dataengine.ops.score import ScoreBatches
+    from dataengine.scorer import serve as scorer_serve
+    from dataengine.scorer.model import resolve_model
+    from dataengine.tiling import tile_encoded
+
+    path, key = resolve_model("tiny-test", str(dataset / "storage")), "k-5e2a"
+    with pytest.raises(ValueError, match="without an API key"):
+        scorer_serve.start(path, host="192.0.2.1", port=_free_port())  # TEST-NET: stands for a public address
+    base = scorer_serve.start(path, port=_free_port(), api_key=key)
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=30) as resp:
+            assert json.loads(resp.read())["model"] == "tiny-test:v1"
+        png, en, _ = shapes_png(101)
+        tiles = tile_encoded(png).tiles
+        body = {"tiles": [b64(t) for t in tiles], "texts": {"en": en}}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": key}):
+            status, answer = _post(f"{base}/v1/score", body, headers)
+            assert status == 401 and answer["error"]["code"] == "invalid_api_key", answer
+        status, answer = _post(f"{base}/v1/score", body, {"Authorization": f"Bearer {key}"})
+        assert status == 200 and answer["match_en"] is not None
+        config = {"model": "tiny-test", "backend": "endpoint", "endpoint": base, "api_key_env": "SCORER_TEST_KEY"}
+        item = {"tiles": tiles, "texts": {"en": en, "zh": None}}
+        monkeypatch.setenv("SCORER_TEST_KEY", key)
+        (scores,) = ScoreBatches(config, str(tmp_path), str(dataset / "storage"))._score([item])
+        assert scores["match_en"] == pytest.approx(answer["match_en"], abs=1e-5)
+        monkeypatch.delenv("SCORER_TEST_KEY")
+        (refused,) = ScoreBatches(config, str(tmp_path), str(dataset / "storage"))._score([item])
+        assert isinstance(refused, RuntimeError) and "HTTP 401" in str(refused)
     finally:
         serve.shutdown()
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from llm_helpers import ScriptedLLM, build_tiny_llm
@@ -165,7 +168,12 @@ def test_openai_engine_does_not_retry_client_errors(tmp_path):
         assert server.requests == 1
 
 
-def test_serve_translator_speaks_openai(ray_local, tiny_llm):
+KEY = "test-key-3b1f"
+
+
+@pytest.fixture(scope="module")
+def translator(ray_local, tiny_llm):
+    """`serve translator` on the tiny model, on 127.0.0.1 with an API key: (OpenAI base URL, port)."""
     from ray import serve
 
     from dataengine.translate import serve as translator_serve
@@ -173,23 +181,100 @@ def test_serve_translator_speaks_openai(ray_local, tiny_llm):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    base = translator_serve.start(str(tiny_llm), host="127.0.0.1", port=port)
+    base = translator_serve.start(str(tiny_llm), host="127.0.0.1", port=port, api_key=KEY)
+    yield base, port
+    serve.shutdown()
+
+
+def _call(url: str, body: object = None, key: str | None = KEY, scheme: str = "Bearer") -> tuple[int, dict, Any]:
+    """(status, JSON answer, headers) of a GET (no body) or POST (a JSON value, or raw bytes) to the server."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **({"Authorization": f"{scheme} {key}"} if key else {})}
     try:
-        models = json.loads(urllib.request.urlopen(f"{base}/models", timeout=30).read())
-        assert models["data"][0]["id"] == tiny_llm.name
-        engine = OpenAIEngine(tiny_llm.name, base_url=base, concurrency=3)
-        outs = engine.generate(MSGS, max_new_tokens=5, temperature=0.0)
-        direct = TransformersEngine(str(tiny_llm)).generate(MSGS, max_new_tokens=5, temperature=0.0)
-        assert [o.text for o in outs] == [d.text for d in direct]
-        assert all(o.finish_reason in ("stop", "length") for o in outs)
-        bad = urllib.request.Request(
-            f"{base}/chat/completions", data=b'{"nope": 1}', headers={"Content-Type": "application/json"}
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=60) as resp:
+            return resp.status, json.loads(resp.read()), resp.headers
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw), exc.headers
+        except ValueError:  # e.g. Serve's own plain-text 500
+            return exc.code, {"raw": raw.decode("utf-8", "replace")}, exc.headers
+
+
+def test_serve_translator_speaks_openai(translator, tiny_llm):
+    base, _ = translator
+    status, models, _ = _call(f"{base}/models")
+    assert status == 200 and models["data"][0]["id"] == tiny_llm.name
+    engine = OpenAIEngine(tiny_llm.name, base_url=base, api_key=KEY, concurrency=3)
+    outs = engine.generate(MSGS, max_new_tokens=5, temperature=0.0)
+    direct = TransformersEngine(str(tiny_llm)).generate(MSGS, max_new_tokens=5, temperature=0.0)
+    assert [o.text for o in outs] == [d.text for d in direct]
+    assert all(o.finish_reason in ("stop", "length") for o in outs)
+    status, body, _ = _call(f"{base}/chat/completions", {"nope": 1})
+    assert status == 400 and "messages" in body["error"]["message"]
+
+
+def test_serve_translator_answers_a_bad_request_alone(translator, tiny_llm):
+    """Bad requests sent together with good ones are refused (4xx) before they join a batch; a request the engine
+    fails on (a temperature so low that sampling overflows) fails alone (422); the good ones are answered."""
+    import http.client
+
+    from dataengine.translate import serve as translator_serve
+
+    base, port = translator
+    good = {"model": tiny_llm.name, "messages": MSGS[1], "max_tokens": 3}
+    bad = [
+        ({"messages": []}, "non-empty list"),
+        ({**good, "max_tokens": "lots"}, "max_tokens must be an integer"),
+        ({**good, "max_tokens": translator_serve.MAX_TOKENS + 1}, f"from 1 to {translator_serve.MAX_TOKENS}"),
+        ({**good, "max_tokens": True}, "max_tokens must be an integer"),
+        ({**good, "temperature": "hot"}, "temperature must be a number"),
+        ({**good, "temperature": 3}, "temperature must be a number"),
+        ({**good, "messages": [{"role": "user", "content": 5}]}, "each message must be"),
+        ({**good, "messages": [{"role": "robot", "content": "hi"}]}, "each message must be"),
+        ({**good, "stream": True}, "stream is not supported"),
+        ([good], "body must be a JSON object"),
+        (b"{not json", "not valid JSON"),
+    ]
+    overflow = {**good, "temperature": 1e-300}
+    bodies = [good, *(b for b, _ in bad), good, overflow, good]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(lambda b: _call(f"{base}/chat/completions", b), bodies))
+    for (status, body, _), (_, why) in zip(answers[1 : 1 + len(bad)], bad, strict=True):
+        assert status == 400 and why in body["error"]["message"], body
+        assert body["error"]["type"] == "invalid_request_error"
+    goods = [answers[0], answers[-3], answers[-1]]
+    assert all(st == 200 and r["choices"][0]["message"]["role"] == "assistant" for st, r, _ in goods), goods
+    status, body, _ = answers[-2]
+    assert status == 422 and "could not generate" in body["error"]["message"], body
+    # a body declared over the limit is refused before it is read
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("POST", "/v1/chat/completions")
+    conn.putheader("Authorization", f"Bearer {KEY}")
+    conn.putheader("Content-Length", str(translator_serve.MAX_BODY + 1))
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert resp.status == 413 and "body over" in json.loads(resp.read())["error"]["message"]
+    conn.close()
+
+
+def test_serve_translator_needs_its_api_key(translator, tiny_llm, monkeypatch):
+    """Without the key, with a wrong one or another scheme: 401 with an OpenAI-style error; the OpenAI engine
+    sends its api_key, or $OPENAI_API_KEY, and says what to set when the server refuses it."""
+    base, _ = translator
+    for key, scheme in [(None, "Bearer"), ("wrong", "Bearer"), (KEY, "Basic"), (KEY[:-1], "Bearer")]:
+        for body in (None, {"model": tiny_llm.name, "messages": MSGS[0]}):
+            status, answer, headers = _call(f"{base}/{'chat/completions' if body else 'models'}", body, key, scheme)
+            assert status == 401 and answer["error"]["code"] == "invalid_api_key", answer
+            assert headers["WWW-Authenticate"] == "Bearer"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(EngineError, match="HTTP 401.*OPENAI_API_KEY"):
+        OpenAIEngine(tiny_llm.name, base_url=base, backoff_s=0.01).generate(
+            MSGS[:1], max_new_tokens=2, temperature=0.0
         )
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(bad, timeout=30)
-        assert err.value.code == 400
-    finally:
-        serve.shutdown()
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    (out,) = OpenAIEngine(tiny_llm.name, base_url=base).generate(MSGS[:1], max_new_tokens=2, temperature=0.0)
+    assert out.error is None and out.finish_reason in ("stop", "length")
 
 
 def test_bench_translate_reports_both_modes_ablations_and_a_cached_rerun(tiny_llm):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +37,7 @@ class ScoreConfig(StageConfig):
     model: str = Field(description="NAME[:VERSION] under storage/models, or a local InternVL -hf checkpoint folder")
     backend: Literal["actors", "endpoint"] = Field("actors", description="in-process actors or a scorer server")
     endpoint: str = Field("http://127.0.0.1:8000", description="endpoint backend: base URL of `serve scorer`")
+    api_key_env: str | None = Field(None, description="endpoint backend: environment variable holding the API key")
     concurrency: int = Field(8, ge=1, description="endpoint backend: requests in flight per actor")
     timeout_s: float = Field(120.0, gt=0, description="endpoint backend: per-request timeout")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -56,6 +58,7 @@ class ScoreBatches:
         self.metrics = StageMetrics(labels)
         self._shards: OrderedDict[str, dict[str, list[bytes]]] = OrderedDict()
         if self.cfg.backend == "endpoint":
+            self.api_key = os.environ.get(self.cfg.api_key_env) if self.cfg.api_key_env else None
             self.scorer, self.label = None, self._endpoint_label()
             self.pool = ThreadPoolExecutor(self.cfg.concurrency)
             return
@@ -93,6 +96,8 @@ class ScoreBatches:
         req = urllib.request.Request(f"{self.cfg.endpoint.rstrip('/')}{path}", data=data)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        if self.api_key:
+            req.add_header("Authorization", f"Bearer {self.api_key}")
         try:
             with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
                 return json.loads(resp.read())

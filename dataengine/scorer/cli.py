@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from dataengine.serving import api_key_option
 from dataengine.storage import join
 
 console = Console()
@@ -104,19 +105,32 @@ def register(main: click.Group, serve: click.Group, bench: click.Group) -> None:
     @click.option("--port", default=8000, type=int)
     @click.option("--image-root", default=None, help="allow image_uri requests under this folder only")
     @click.option("--trust-remote-code", is_flag=True, default=False)
+    @api_key_option
     @click.pass_context
     def serve_scorer(
-        ctx: click.Context, model: str, host: str, port: int, image_root: str | None, trust_remote_code: bool
+        ctx: click.Context,
+        model: str,
+        host: str,
+        port: int,
+        image_root: str | None,
+        trust_remote_code: bool,
+        api_key: str | None,
     ) -> None:
         """POST /v1/score (image or tiles + texts -> scores) and GET /healthz on Ray Serve."""
+        from dataengine.scorer.model import resolve_model
+        from dataengine.serving import check_exposure
+
+        try:  # refused here, in one line, before Ray starts
+            check_exposure(host, api_key)
+            path = resolve_model(model, ctx.obj["storage"])
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
         import ray
 
         from dataengine.scorer import serve as scorer_serve
-        from dataengine.scorer.model import resolve_model
 
-        path = resolve_model(model, ctx.obj["storage"])
         ray.init(include_dashboard=False)
-        base = scorer_serve.start(path, host, port, image_root, trust_remote_code)
+        base = scorer_serve.start(path, host, port, image_root, trust_remote_code, api_key)
         console.print(f"serving scorer {model} ({path}) at {base} (Ctrl-C to stop)")
         try:
             while True:

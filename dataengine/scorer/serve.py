@@ -6,29 +6,30 @@
     GET  /healthz   -> {"status": "ok", "model": "NAME:VERSION"}
 
 An image is tiled here the InternVL 1.5 way; `tiles` (what the score stage sends) skips that. `image_uri` is
-read only under the configured image root (never outside it). Bound to 127.0.0.1 unless told otherwise.
+read only under the configured image root (never outside it), and only a regular file of at most MAX_IMAGE_FILE
+bytes. Bound to 127.0.0.1 unless told otherwise; with an API key, every request but /healthz needs
+`Authorization: Bearer KEY` (dataengine.serving).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
+import stat
 from typing import Any
 
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from dataengine.serving import BadRequest, check_exposure, key_digest, read_json_object, unauthorized
+
 MAX_PIXELS = 50_000_000  # decompression-bomb limit, read from the header before decoding
 MAX_BODY = 64 * 1024 * 1024
+MAX_IMAGE_FILE = MAX_BODY * 3 // 4  # an image_uri file may be as large as a base64 image in a body, no larger
 MAX_TILES = 40  # tiles one request may send (InternVL's largest dynamic grid + thumbnail fits)
 TILE_SIZE = 448
-
-
-class BadRequest(ValueError):
-    """A request the server refuses, with the message the client sees (HTTP 400)."""
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -51,6 +52,28 @@ def confined(uri: str, root: str | None) -> str:
     if os.path.commonpath([real, base]) != base:
         raise BadRequest("image_uri points outside the image root")
     return real
+
+
+def read_image_file(path: str) -> bytes:
+    """The bytes of a regular file of at most MAX_IMAGE_FILE bytes. Opened without blocking and checked on the
+    open descriptor, so a FIFO or device cannot stall the server, nor a huge file fill its memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise BadRequest(f"image_uri cannot be opened: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadRequest("image_uri is not a regular file")
+        if info.st_size > MAX_IMAGE_FILE:
+            raise BadRequest(f"image_uri is {info.st_size} bytes, over the limit of {MAX_IMAGE_FILE}")
+        with open(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_IMAGE_FILE + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_IMAGE_FILE:  # grew since
+        raise BadRequest(f"image_uri is over the limit of {MAX_IMAGE_FILE} bytes")
+    return data
 
 
 def _checked_tile(data: bytes) -> bytes:
@@ -79,20 +102,6 @@ def texts_of_body(body: dict[str, Any]) -> tuple[str | None, str | None]:
     return en, zh
 
 
-async def read_body(request: Request) -> bytes:
-    """The request body, refused as soon as it is known to exceed MAX_BODY (declared length, then as read)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise BadRequest(f"body over {MAX_BODY} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BadRequest(f"body over {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def tiles_of(body: dict[str, Any], max_tiles: int, image_root: str | None) -> list[bytes]:
     """The request's tiles: given, or cut from its image (bytes or a confined path)."""
     import io
@@ -111,8 +120,7 @@ def tiles_of(body: dict[str, Any], max_tiles: int, image_root: str | None) -> li
     if "image" in body:
         data = _b64(body["image"], "image")
     elif "image_uri" in body:
-        with open(confined(str(body["image_uri"]), image_root), "rb") as f:
-            data = f.read()
+        data = read_image_file(confined(str(body["image_uri"]), image_root))
     else:
         raise BadRequest("give one of image, image_uri or tiles")
     try:
@@ -127,12 +135,19 @@ def tiles_of(body: dict[str, Any], max_tiles: int, image_root: str | None) -> li
 
 @serve.deployment(max_ongoing_requests=64)
 class ScorerServer:
-    def __init__(self, model_path: str, image_root: str | None = None, trust_remote_code: bool = False):
+    def __init__(
+        self,
+        model_path: str,
+        image_root: str | None = None,
+        trust_remote_code: bool = False,
+        key_sha256: str | None = None,
+    ):
         from dataengine.scorer.model import load
         from dataengine.scorer.scoring import Scorer
 
         self.scorer = Scorer(load(model_path, trust_remote_code=trust_remote_code))
         self.image_root = image_root
+        self.key_sha256 = key_sha256
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
     async def _score(self, items: list[Any]) -> list[dict[str, Any]]:
@@ -148,15 +163,17 @@ class ScorerServer:
         path = request.url.path.rstrip("/")
         if request.method == "GET" and path.endswith("/healthz"):
             return JSONResponse({"status": "ok", "model": self.scorer.label})
+        if (refused := unauthorized(request, self.key_sha256)) is not None:
+            return refused
         if request.method != "POST" or not path.endswith("/v1/score"):
             return JSONResponse({"error": f"no route {request.method} {path}"}, status_code=404)
         try:
-            body = json.loads(await read_body(request))
-            if not isinstance(body, dict):
-                raise BadRequest("body must be a JSON object")
+            body = await read_json_object(request, MAX_BODY)
             en, zh = texts_of_body(body)
             tiles = tiles_of(body, self.scorer.model.meta.max_tiles, self.image_root)
-        except (BadRequest, ValueError, OSError) as exc:
+        except BadRequest as exc:
+            return JSONResponse({"error": f"bad request: {exc}"}, status_code=exc.status)
+        except (ValueError, OSError) as exc:
             return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
         result = await self._score(Item(tiles, en, zh))
         if "error" in result:
@@ -170,8 +187,12 @@ def start(
     port: int = 8000,
     image_root: str | None = None,
     trust_remote_code: bool = False,
+    api_key: str | None = None,
 ) -> str:
-    """Start Serve on host:port with the scorer at / and return its base URL."""
+    """Start Serve on host:port with the scorer at / and return its base URL; with `api_key`, requests need it
+    (refused without one on a non-loopback host)."""
+    check_exposure(host, api_key)
     serve.start(http_options={"host": host, "port": port})
-    serve.run(ScorerServer.bind(model_path, image_root, trust_remote_code), name="scorer", route_prefix="/")
+    app = ScorerServer.bind(model_path, image_root, trust_remote_code, key_digest(api_key))
+    serve.run(app, name="scorer", route_prefix="/")
     return f"http://{host}:{port}"

@@ -1,10 +1,12 @@
 """Any OpenAI-compatible chat-completions server (vLLM serve, LMDeploy, SGLang, Ray Serve LLM, `dataengine serve
 translator`): bounded concurrency, timeouts, retries with exponential backoff and jitter, and a clear error when
-the server cannot be reached."""
+the server cannot be reached. The API key, when the server needs one, is `api_key` or else $OPENAI_API_KEY (as
+OpenAI clients read it), sent as `Authorization: Bearer KEY`."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import urllib.error
@@ -38,7 +40,8 @@ class OpenAIEngine(Engine):
     ):
         self.model, self.base_url = model, base_url.rstrip("/")
         self.server = self.base_url
-        self.api_key, self.concurrency, self.timeout_s = api_key, concurrency, timeout_s
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        self.concurrency, self.timeout_s = concurrency, timeout_s
         self.max_retries, self.backoff_s = max_retries, backoff_s
         self.requests = 0
 
@@ -61,6 +64,11 @@ class OpenAIEngine(Engine):
                     detail = exc.read()[:300].decode("utf-8", "replace")
                     if exc.code in REQUEST_STATUS:
                         raise RequestFailed(f"HTTP {exc.code}: {detail}") from None
+                    if exc.code in (401, 403):
+                        raise EngineError(
+                            f"{self.base_url}: HTTP {exc.code}: {detail}; the server wants an API key: set "
+                            "OPENAI_API_KEY (or the translate stage's api_key_env)"
+                        ) from None
                     raise EngineError(f"{self.base_url}: HTTP {exc.code}: {detail}") from None
                 last = exc
                 continue
