@@ -32,6 +32,8 @@ def read_webdataset(task: dict[str, Any], max_member_bytes: int) -> Iterator[dic
             for info in tar:
                 # a name that is not UTF-8 arrives with surrogate escapes, which no id or Parquet string can hold
                 name = info.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                if info.isdir():  # a directory entry holds no record
+                    continue
                 k, ext = _split(name)
                 if key is not None and (k != key or ext in members):  # a repeated member starts a new record
                     yield _group(key, members, relpath, source, seen)
@@ -73,7 +75,7 @@ def _group(key: str, members: dict, relpath: str, source: str, seen: dict[str, i
         return reject(row, STAGE, "missing_image", f"no image member for key {key}")
     data = members[text_ext][1]
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a leading BOM (Windows editors write one) is not text
     except UnicodeDecodeError as exc:
         return reject(row, STAGE, "invalid_utf8", str(exc))
     if text_ext == "txt":
