@@ -298,3 +298,27 @@ def test_utf8_bom_is_accepted_in_jsonl_meta_and_tar_text(tmp_path):
     _tar(tmp_path / "s.tar", [("a.jpg", img), ("a.txt", bom + b"caption"), ("b.jpg", img), ("b.json", bom + b"{}")])
     rows = read_all(tmp_path / "s.tar")
     assert [(r["reason"], r["caption"]) for r in rows] == [(None, "caption"), ("missing_text", None)]
+
+
+@pytest.mark.parametrize("cut", [3, 10, 40])
+def test_truncated_compressed_tar_is_rejected_not_raised(tmp_path, cut):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    (tmp_path / "s.tar").write_bytes(buf.getvalue()[:cut])  # 3 bytes: tarfile's gzip header parser raises TypeError
+    (row,) = read_all(tmp_path / "s.tar")
+    assert row["reason"] == "unreadable_shard"
+
+
+def test_meta_annotation_path_no_file_system_takes_is_rejected(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [{"image": "x.jpg", "caption": "hello"}])
+    meta = {"nul": {"annotation": "a\x00.jsonl"}, "long": {"annotation": "x" * 5000}, "ok": {"annotation": "a.jsonl"}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    rows = read_all(tmp_path)
+    assert sorted((r["source"], r["reason"]) for r in rows) == [
+        ("long", "invalid_meta"),
+        ("nul", "invalid_meta"),
+        ("ok", None),
+    ]

@@ -35,7 +35,12 @@ def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
             tasks.append(_error(name, where, "invalid_meta", "entry needs an 'annotation' path"))
             continue
         ann = _under(base_dir, entry["annotation"])
-        if not exists(ann):
+        try:
+            found = exists(ann)
+        except (OSError, ValueError) as exc:  # a name with a NUL, or too long: no file system takes it
+            tasks.append(_error(name, where, "invalid_meta", f"unusable annotation path: {type(exc).__name__}: {exc}"))
+            continue
+        if not found:
             tasks.append(
                 _error(name, where, "missing_annotation", f"annotation file not found: {entry['annotation']}")
             )

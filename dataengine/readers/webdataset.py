@@ -48,7 +48,9 @@ def read_webdataset(task: dict[str, Any], max_member_bytes: int) -> Iterator[dic
                     members[ext] = ("ok", f.read() if f else b"")
             if key is not None:
                 yield _group(key, members, relpath, source, seen)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except Exception as exc:
+        # tarfile and its decompressors raise TarError, OSError, EOFError, zlib.error, LZMAError, even TypeError
+        # (a gzip header cut short): whatever the cause, what is left of the shard is this one reject
         location = f"{relpath}:after:{last}"
         row = base_row(source, location, None)
         yield reject(row, STAGE, "unreadable_shard", f"{type(exc).__name__}: {exc}"[:300])
