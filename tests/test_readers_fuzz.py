@@ -23,7 +23,7 @@ from dataengine.readers import plan_tasks, read_task
 from dataengine.records import to_table
 
 SEED = 16
-MAX_CASES = 150
+MAX_CASES = 500
 BUDGET_S = 6.0
 MIN_CASES = 10  # a machine too slow for this many cases tests nothing worth a pass
 MAX_ROWS = 10_000  # far above any case's records: more rows means a reader invents records
@@ -74,6 +74,11 @@ def nonblank_lines(data: bytes) -> list[int]:
 
 def _truncate(rng: random.Random, data: bytes) -> bytes:
     return data[: rng.randrange(len(data) + 1)]
+
+
+def _cut_short(rng: random.Random, data: bytes) -> bytes:
+    """Only the first few bytes: a magic number or a compression header cut short."""
+    return data[: rng.randrange(32)]
 
 
 def _flip(rng: random.Random, data: bytes) -> bytes:

@@ -14,7 +14,8 @@ BOM = b"\xef\xbb\xbf"
 
 
 def iter_lines(uri: str, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
-    """(1-based line number, bytes) for every non-blank line; bytes is None for a line over the size limit."""
+    """(1-based line number, bytes) for every non-blank line, less a leading UTF-8 BOM; bytes is None for a line
+    over the size limit."""
     fs, path = resolve(uri)
     lineno, buf, overflow = 0, bytearray(), False
     with fs.open_input_stream(path) as f:
