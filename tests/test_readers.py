@@ -261,6 +261,19 @@ def test_invalid_meta_entry_rejects_every_line_of_its_annotation(tmp_path):
         assert all("root" in r["detail"] and r["record"] for r in rows)
 
 
+def test_fixing_a_meta_entry_root_makes_its_file_a_new_shard(tmp_path):
+    """An incremental run must read the file again once the root is fixed, not skip it as committed."""
+    from dataengine.ledger import shard_key
+
+    write_jsonl(tmp_path / "a.jsonl", [{"image": "x.jpg", "caption": "hello"}])
+    keys = []
+    for root in (5, "imgs"):
+        (tmp_path / "meta.json").write_text(json.dumps({"odd": {"annotation": "a.jsonl", "root": root}}))
+        (task,) = plan_tasks(str(tmp_path))
+        keys.append(shard_key(task))
+    assert keys[0] != keys[1]
+
+
 def test_webdataset_directory_entries_are_skipped(tmp_path):
     img = encode(textured(3))
     with tarfile.open(tmp_path / "s.tar", "w") as tar:

@@ -81,7 +81,7 @@ def _add_once(tasks: list[dict[str, Any]], planned: dict[tuple[str, str], int], 
     if at is None:
         planned[key] = len(tasks)
         tasks.append(task)
-    elif tasks[at].get("reject") and not task.get("reject"):
+    elif tasks[at].get("reason") and not task.get("reason"):
         tasks[at] = task
 
 

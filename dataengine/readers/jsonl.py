@@ -52,7 +52,7 @@ def _emit(lineno: int, buf: bytearray, overflow: bool) -> Iterator[tuple[int, by
 
 def read_jsonl(task: dict[str, Any], max_line_bytes: int) -> Iterator[dict[str, Any]]:
     """Rows for one annotation file; task has uri, relpath (for locations), source and root (image root). With
-    `reject` ([reason, detail]) set, every line is rejected with it. A file that cannot be read is one
+    `reason` and `detail` set, every line is rejected with them. A file that cannot be read is one
     `unreadable_file` reject for the lines not yet read."""
     lineno = 0
     try:
@@ -67,9 +67,9 @@ def read_jsonl(task: dict[str, Any], max_line_bytes: int) -> Iterator[dict[str, 
 
 def _line_row(task: dict[str, Any], lineno: int, line: bytes | None, max_line_bytes: int) -> dict[str, Any]:
     location = f"{task['relpath']}:{lineno}"
-    if task.get("reject"):
+    if task.get("reason"):
         record = None if line is None else line.decode("utf-8", "backslashreplace")
-        return reject(base_row(task["source"], location, record), STAGE, *task["reject"])
+        return reject(base_row(task["source"], location, record), STAGE, task["reason"], task["detail"])
     if line is None:
         row = base_row(task["source"], location, None)
         return reject(row, STAGE, "record_too_large", f"line longer than {max_line_bytes} bytes")

@@ -18,7 +18,7 @@ def _under(base_dir: str, path: str) -> str:
 
 def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
     """One `jsonl` task per meta entry, or an `error` task (a reject row) for a broken meta file or entry. An
-    entry with an annotation file but an unusable root gets a `jsonl` task with `reject` set: every line of
+    entry with an annotation file but an unusable root gets a `jsonl` task with `reason` set: every line of
     the file is rejected with that reason, so none of its records vanish."""
     base_dir = posixpath.dirname(meta_uri) if is_remote(meta_uri) else os.path.dirname(meta_uri)
     relmeta = _rel(meta_uri, input_root)
@@ -48,7 +48,8 @@ def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
         task = {"kind": "jsonl", "uri": ann, "relpath": _rel(ann, input_root), "source": name, "root": None}
         if entry.get("root") is not None and not isinstance(entry["root"], str):
             # the entry claims the file (directory discovery skips it), so every line of it is rejected
-            task["reject"] = ["invalid_meta", f"{where}: 'root' is {type(entry['root']).__name__}, not a path"]
+            task["reason"] = "invalid_meta"
+            task["detail"] = f"{where}: 'root' is {type(entry['root']).__name__}, not a path"
         else:
             task["root"] = _under(base_dir, entry.get("root") or posixpath.dirname(entry["annotation"]))
         tasks.append(task)
