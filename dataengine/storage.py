@@ -105,14 +105,20 @@ def write_parquet_atomic(uri: str, table: pa.Table, compression: str = "zstd", d
     atomic_write(uri, lambda f: pq.write_table(table, f, compression=compression, use_dictionary=dictionary))
 
 
-def list_files(uri: str, suffixes: tuple[str, ...] = (), recursive: bool = True) -> list[str]:
-    """Sorted file URIs under a directory (hidden and temp files skipped)."""
+def list_files(
+    uri: str, suffixes: tuple[str, ...] = (), recursive: bool = True, *, skip_underscore: bool = True
+) -> list[str]:
+    """Sorted file URIs under a directory. Hidden (`.`-prefixed) files, which include atomic_write's temp
+    files, and `.tmp` files are always skipped. `_`-prefixed files (our outputs' private files: `_ledger`,
+    `_index.parquet`) are skipped too unless `skip_underscore=False`, as input discovery passes: there a `_`
+    name is data (Roboflow's `_annotations.train.jsonl`)."""
     fs, path = resolve(uri)
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
+    skipped = (".", "_") if skip_underscore else (".",)
     out = []
     for info in infos:
         base = info.base_name
-        if info.type != pafs.FileType.File or base.startswith((".", "_")) or base.endswith(".tmp"):
+        if info.type != pafs.FileType.File or base.startswith(skipped) or base.endswith(".tmp"):
             continue
         if suffixes and not base.lower().endswith(suffixes):
             continue

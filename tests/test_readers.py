@@ -217,3 +217,121 @@ def test_directory_discovery_mixes_formats(tmp_path):
 def test_missing_input_raises_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="input not found"):
         plan_tasks(str(tmp_path / "nope"))
+
+
+def test_underscore_named_inputs_are_read_and_hidden_files_skipped(tmp_path):
+    """Roboflow names its annotations `_annotations.train.jsonl`: a `_` input is data; a dot-file (hidden, and
+    the temp name of an atomic write) is not an input."""
+    write_jsonl(tmp_path / "_annotations.train.jsonl", [{"image": "x.jpg", "caption": "hello"}])
+    write_jsonl(tmp_path / ".a.jsonl.0123.tmp", [{"image": "x.jpg", "caption": "partial"}])
+    write_jsonl(tmp_path / ".hidden.jsonl", [{"image": "x.jpg", "caption": "hidden"}])
+    (row,) = read_all(tmp_path)
+    assert row["reason"] is None and row["location"] == "_annotations.train.jsonl:1"
+
+
+def test_output_listings_still_skip_underscore_and_temp_files(tmp_path):
+    from dataengine.storage import list_files
+
+    for name in ("a.parquet", "_index.parquet", ".a.parquet.0123.tmp", "b.parquet.tmp"):
+        (tmp_path / name).write_bytes(b"x")
+    assert list_files(str(tmp_path), (".parquet",)) == [str(tmp_path / "a.parquet")]
+
+
+def test_two_metas_naming_the_same_annotation_read_it_once(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [{"image": "x.jpg", "caption": "one"}, {"image": "y.jpg", "caption": "two"}])
+    for meta in ("m1.json", "m2.json"):
+        (tmp_path / meta).write_text(json.dumps({"set_a": {"root": "imgs", "annotation": "a.jsonl"}}))
+    (tmp_path / "m3.json").write_text(json.dumps({"set_a": {"root": "imgs", "annotation": "./a.jsonl"}}))
+    (tmp_path / "m4.json").write_text(json.dumps({"set_b": {"root": "imgs", "annotation": "a.jsonl"}}))
+    rows = read_all(tmp_path)
+    assert sorted((r["source"], r["location"]) for r in rows) == [
+        ("set_a", "a.jsonl:1"), ("set_a", "a.jsonl:2"), ("set_b", "a.jsonl:1"), ("set_b", "a.jsonl:2")
+    ]  # fmt: skip
+    assert len({r["id"] for r in rows}) == 4
+
+
+def test_invalid_meta_entry_rejects_every_line_of_its_annotation(tmp_path):
+    """The entry's root is unusable, so its records cannot be read; each one is rejected, none vanishes."""
+    write_jsonl(tmp_path / "a.jsonl", [{"image": f"{i}.jpg", "caption": f"c{i}"} for i in range(3)])
+    (tmp_path / "meta.json").write_text(json.dumps({"odd": {"annotation": "a.jsonl", "root": 5}}))
+    for rows in (read_all(tmp_path), read_all(tmp_path / "meta.json")):
+        assert [(r["source"], r["location"], r["reason"]) for r in rows] == [
+            ("odd", f"a.jsonl:{i}", "invalid_meta") for i in (1, 2, 3)
+        ]
+        assert all("root" in r["detail"] and r["record"] for r in rows)
+
+
+def test_fixing_a_meta_entry_root_makes_its_file_a_new_shard(tmp_path):
+    """An incremental run must read the file again once the root is fixed, not skip it as committed."""
+    from dataengine.ledger import shard_key
+
+    write_jsonl(tmp_path / "a.jsonl", [{"image": "x.jpg", "caption": "hello"}])
+    keys = []
+    for root in (5, "imgs"):
+        (tmp_path / "meta.json").write_text(json.dumps({"odd": {"annotation": "a.jsonl", "root": root}}))
+        (task,) = plan_tasks(str(tmp_path))
+        keys.append(shard_key(task))
+    assert keys[0] != keys[1]
+
+
+def test_webdataset_directory_entries_are_skipped(tmp_path):
+    img = encode(textured(3))
+    with tarfile.open(tmp_path / "s.tar", "w") as tar:
+        for name, data in [("d", None), ("d/000.jpg", img), ("d/000.txt", b"a caption"), ("d/sub", None)]:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    (row,) = read_all(tmp_path / "s.tar")
+    assert row["reason"] is None and row["location"] == "s.tar:d/000"
+
+
+def test_jsonl_that_cannot_be_opened_is_rejected_not_raised(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [{"image": "x.jpg", "caption": "hello"}])
+    (task,) = plan_tasks(str(tmp_path))
+    (tmp_path / "a.jsonl").unlink()  # gone between planning and reading
+    (row,) = read_task(task, max_record_bytes=1 << 20)
+    assert (row["stage"], row["reason"], row["location"]) == ("ingest", "unreadable_file", "a.jsonl:*")
+
+
+def test_utf8_bom_is_accepted_in_jsonl_meta_and_tar_text(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "a.jsonl").write_bytes(bom + b'{"image": "x.jpg", "caption": "one"}\n')
+    meta = {"set_a": {"root": "", "annotation": "ann/a.jsonl"}}
+    (tmp_path / "meta.json").write_bytes(bom + json.dumps(meta).encode())
+    (row,) = read_all(tmp_path)
+    assert (row["source"], row["reason"], row["caption"], row["record"][0]) == ("set_a", None, "one", "{")
+    (row,) = read_all(tmp_path / "ann" / "a.jsonl")
+    assert row["reason"] is None
+    img = encode(textured(3))
+    _tar(tmp_path / "s.tar", [("a.jpg", img), ("a.txt", bom + b"caption"), ("b.jpg", img), ("b.json", bom + b"{}")])
+    rows = read_all(tmp_path / "s.tar")
+    assert [(r["reason"], r["caption"]) for r in rows] == [(None, "caption"), ("missing_text", None)]
+
+
+@pytest.mark.parametrize("cut", [3, 10, 40])
+def test_truncated_compressed_tar_is_rejected_not_raised(tmp_path, cut):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    (tmp_path / "s.tar").write_bytes(buf.getvalue()[:cut])  # 3 bytes: tarfile's gzip header parser raises TypeError
+    (row,) = read_all(tmp_path / "s.tar")
+    assert row["reason"] == "unreadable_shard"
+
+
+def test_meta_annotation_path_no_file_system_takes_is_rejected(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [{"image": "x.jpg", "caption": "hello"}])
+    meta = {"nul": {"annotation": "a\x00.jsonl"}, "long": {"annotation": "x" * 5000}, "ok": {"annotation": "a.jsonl"}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    rows = read_all(tmp_path)
+    assert sorted((r["source"], r["reason"]) for r in rows) == [
+        ("long", "invalid_meta"),
+        ("nul", "invalid_meta"),
+        ("ok", None),
+    ]

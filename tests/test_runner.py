@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tarfile
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -246,3 +248,32 @@ def test_only_a_complete_run_is_protected_from_reuse(tmp_path):
     (out / manifest.FILENAME).write_text(json.dumps({"status": "complete"}))
     with pytest.raises(FileExistsError, match="committed run"):
         runner.prepare_output(str(out), overwrite=False)
+
+
+def test_hostile_input_layouts_are_read_once_and_accounted(ray_local, tmp_path):
+    """Through the real pipeline: a `_`-named JSONL with a BOM, two metas naming one annotation file, a meta
+    entry with an unusable root (its file's lines rejected), and a tar with a directory entry."""
+    data = tmp_path / "data"
+    recs = make_dataset(data, 4)
+    lines = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in recs[:2])
+    (data / "_annotations.train.jsonl").write_bytes(b"\xef\xbb\xbf" + lines)
+    (data / "ann").mkdir()
+    write_jsonl(data / "ann" / "a.jsonl", recs[2:])
+    write_jsonl(data / "ann" / "b.jsonl", recs[:3])
+    for meta in ("m1.json", "m2.json"):
+        (data / meta).write_text(json.dumps({"set_a": {"root": ".", "annotation": "ann/a.jsonl"}}))
+    (data / "m3.json").write_text(json.dumps({"odd": {"root": 5, "annotation": "ann/b.jsonl"}}))
+    with tarfile.open(data / "s.tar", "w") as tar:
+        folder = tarfile.TarInfo("d")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name, blob in (("d/k.jpg", encode(textured(200))), ("d/k.txt", GOOD[0].format(i=9).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    record = runner.run(spec(), input_uri=str(data), storage=str(tmp_path / "storage"))
+    acc = record["accounting"]
+    assert acc["ok"] and acc["inputs"] == 8 and acc["accepted"] == 5 and acc["rejected"] == 3
+    samples, rejects = outputs(record)
+    assert sorted(samples["source"]) == ["_annotations.train.jsonl"] * 2 + ["s.tar"] + ["set_a"] * 2
+    assert set(rejects["reason"]) == {"invalid_meta"} and set(rejects["source"]) == {"odd"}

@@ -26,8 +26,10 @@ def _format_of(uri: str) -> str | None:
 
 
 def plan_tasks(input_uri: str, fmt: str = "auto") -> list[dict[str, Any]]:
-    """Read tasks for an input file or directory. In a directory, JSONL files named by a meta JSON are read
-    through that meta only (with its root and name), never twice."""
+    """Read tasks for an input file or directory. A directory's inputs are its files of a known extension,
+    `_`-prefixed ones included; hidden (`.`-prefixed) files are not inputs. JSONL files named by a meta JSON
+    are read through that meta only (with its root and name), never twice, and an annotation file named by
+    one dataset name in several metas is read once."""
     fs, path = resolve(input_uri)
     info = fs.get_file_info(path)
     if info.type == pa.fs.FileType.NotFound:
@@ -38,14 +40,20 @@ def plan_tasks(input_uri: str, fmt: str = "auto") -> list[dict[str, Any]]:
     )
     if not is_remote(root):
         root = os.path.abspath(root)
-    files = list_files(input_uri, tuple(FORMATS)) if is_dir else [path if not is_remote(input_uri) else input_uri]
+    files = (
+        list_files(input_uri, tuple(FORMATS), skip_underscore=False)
+        if is_dir
+        else [path if not is_remote(input_uri) else input_uri]
+    )
     kinds = {f: (_format_of(f) if fmt == "auto" else fmt) for f in files}
     metas = [f for f, k in kinds.items() if k == "meta"]
     claimed = set().union(*(referenced_annotations(m) for m in metas)) if metas else set()
     tasks: list[dict[str, Any]] = []
+    planned: dict[tuple[str, str], int] = {}
     for f, kind in kinds.items():
         if kind == "meta":
-            tasks.extend(meta_tasks(f, root))
+            for task in meta_tasks(f, root):
+                _add_once(tasks, planned, task)
         elif kind in ("jsonl", "parquet", "webdataset"):
             norm = f if is_remote(f) else os.path.abspath(f)
             if kind == "jsonl" and norm in claimed:
@@ -58,6 +66,23 @@ def plan_tasks(input_uri: str, fmt: str = "auto") -> list[dict[str, Any]]:
     if not tasks:
         raise FileNotFoundError(f"no .jsonl, .json (meta), .parquet or .tar inputs under {input_uri}")
     return tasks
+
+
+def _add_once(tasks: list[dict[str, Any]], planned: dict[tuple[str, str], int], task: dict[str, Any]) -> None:
+    """Append a meta's task unless its (source, annotation file) is planned already, as two metas naming one
+    file under one dataset name would read the same records under the same ids twice. A task that reads the
+    file replaces one that rejects its lines (an invalid entry); otherwise the first meta, in name order, wins."""
+    if task["kind"] != "jsonl":
+        tasks.append(task)
+        return
+    uri = task["uri"]
+    key = (task["source"], uri if is_remote(uri) else os.path.abspath(uri))
+    at = planned.get(key)
+    if at is None:
+        planned[key] = len(tasks)
+        tasks.append(task)
+    elif tasks[at].get("reason") and not task.get("reason"):
+        tasks[at] = task
 
 
 def read_task(task: dict[str, Any], *, max_record_bytes: int) -> Iterator[dict[str, Any]]:

@@ -10,10 +10,12 @@ from dataengine.records import reject
 from dataengine.storage import resolve
 
 CHUNK = 1 << 20
+BOM = b"\xef\xbb\xbf"
 
 
 def iter_lines(uri: str, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
-    """(1-based line number, bytes) for every non-blank line; bytes is None for a line over the size limit."""
+    """(1-based line number, bytes) for every non-blank line, less a leading UTF-8 BOM; bytes is None for a line
+    over the size limit."""
     fs, path = resolve(uri)
     lineno, buf, overflow = 0, bytearray(), False
     with fs.open_input_stream(path) as f:
@@ -42,16 +44,33 @@ def iter_lines(uri: str, max_line_bytes: int) -> Iterator[tuple[int, bytes | Non
 def _emit(lineno: int, buf: bytearray, overflow: bool) -> Iterator[tuple[int, bytes | None]]:
     if overflow:
         yield lineno, None
-    elif buf.strip():
-        yield lineno, bytes(buf).rstrip(b"\r")
+        return
+    line = bytes(buf).removeprefix(BOM)  # Windows editors start a file (or each concatenated part) with one
+    if line.strip():
+        yield lineno, line.rstrip(b"\r")
 
 
 def read_jsonl(task: dict[str, Any], max_line_bytes: int) -> Iterator[dict[str, Any]]:
-    """Rows for one annotation file; task has uri, relpath (for locations), source and root (image root)."""
-    for lineno, line in iter_lines(task["uri"], max_line_bytes):
-        location = f"{task['relpath']}:{lineno}"
-        if line is None:
-            row = base_row(task["source"], location, None)
-            yield reject(row, STAGE, "record_too_large", f"line longer than {max_line_bytes} bytes")
-        else:
-            yield parse_annotation(line, source=task["source"], location=location, root=task["root"])
+    """Rows for one annotation file; task has uri, relpath (for locations), source and root (image root). With
+    `reason` and `detail` set, every line is rejected with them. A file that cannot be read is one
+    `unreadable_file` reject for the lines not yet read."""
+    lineno = 0
+    try:
+        for lineno, line in iter_lines(task["uri"], max_line_bytes):
+            yield _line_row(task, lineno, line, max_line_bytes)
+    except OSError as exc:
+        location = f"{task['relpath']}:" + (f"after:{lineno}" if lineno else "*")
+        yield reject(
+            base_row(task["source"], location, None), STAGE, "unreadable_file", f"{type(exc).__name__}: {exc}"[:300]
+        )
+
+
+def _line_row(task: dict[str, Any], lineno: int, line: bytes | None, max_line_bytes: int) -> dict[str, Any]:
+    location = f"{task['relpath']}:{lineno}"
+    if task.get("reason"):
+        record = None if line is None else line.decode("utf-8", "backslashreplace")
+        return reject(base_row(task["source"], location, record), STAGE, task["reason"], task["detail"])
+    if line is None:
+        row = base_row(task["source"], location, None)
+        return reject(row, STAGE, "record_too_large", f"line longer than {max_line_bytes} bytes")
+    return parse_annotation(line, source=task["source"], location=location, root=task["root"])

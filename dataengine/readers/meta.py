@@ -17,11 +17,13 @@ def _under(base_dir: str, path: str) -> str:
 
 
 def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
-    """One `jsonl` task per meta entry, or an `error` task (a reject row) for a broken meta file or entry."""
+    """One `jsonl` task per meta entry, or an `error` task (a reject row) for a broken meta file or entry. An
+    entry with an annotation file but an unusable root gets a `jsonl` task with `reason` set: every line of
+    the file is rejected with that reason, so none of its records vanish."""
     base_dir = posixpath.dirname(meta_uri) if is_remote(meta_uri) else os.path.dirname(meta_uri)
     relmeta = _rel(meta_uri, input_root)
     try:
-        meta = load_json(read_bytes(meta_uri).decode("utf-8"))
+        meta = _load_meta(meta_uri)
     except (ValueError, OSError) as exc:
         return [_error(relmeta, f"{relmeta}:*", "invalid_meta", f"{type(exc).__name__}: {exc}")]
     if not isinstance(meta, dict):
@@ -32,24 +34,37 @@ def meta_tasks(meta_uri: str, input_root: str) -> list[dict[str, Any]]:
         if not isinstance(entry, dict) or not isinstance(entry.get("annotation"), str):
             tasks.append(_error(name, where, "invalid_meta", "entry needs an 'annotation' path"))
             continue
-        if entry.get("root") is not None and not isinstance(entry["root"], str):
-            tasks.append(_error(name, where, "invalid_meta", f"'root' is {type(entry['root']).__name__}, not a path"))
-            continue
         ann = _under(base_dir, entry["annotation"])
-        root = _under(base_dir, entry.get("root") or posixpath.dirname(entry["annotation"]))
-        if not exists(ann):
+        try:
+            found = exists(ann)
+        except (OSError, ValueError) as exc:  # a name with a NUL, or too long: no file system takes it
+            tasks.append(_error(name, where, "invalid_meta", f"unusable annotation path: {type(exc).__name__}: {exc}"))
+            continue
+        if not found:
             tasks.append(
                 _error(name, where, "missing_annotation", f"annotation file not found: {entry['annotation']}")
             )
             continue
-        tasks.append({"kind": "jsonl", "uri": ann, "relpath": _rel(ann, input_root), "source": name, "root": root})
+        task = {"kind": "jsonl", "uri": ann, "relpath": _rel(ann, input_root), "source": name, "root": None}
+        if entry.get("root") is not None and not isinstance(entry["root"], str):
+            # the entry claims the file (directory discovery skips it), so every line of it is rejected
+            task["reason"] = "invalid_meta"
+            task["detail"] = f"{where}: 'root' is {type(entry['root']).__name__}, not a path"
+        else:
+            task["root"] = _under(base_dir, entry.get("root") or posixpath.dirname(entry["annotation"]))
+        tasks.append(task)
     return tasks
+
+
+def _load_meta(meta_uri: str) -> Any:
+    """The parsed meta JSON; a UTF-8 BOM (as Windows editors write) is accepted."""
+    return load_json(read_bytes(meta_uri).decode("utf-8-sig"))
 
 
 def referenced_annotations(meta_uri: str) -> set[str]:
     """Annotation files a meta JSON points at (so directory discovery does not read them twice)."""
     try:
-        meta = load_json(read_bytes(meta_uri).decode("utf-8"))
+        meta = _load_meta(meta_uri)
     except (ValueError, OSError):
         return set()
     if not isinstance(meta, dict):

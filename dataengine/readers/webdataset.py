@@ -32,6 +32,8 @@ def read_webdataset(task: dict[str, Any], max_member_bytes: int) -> Iterator[dic
             for info in tar:
                 # a name that is not UTF-8 arrives with surrogate escapes, which no id or Parquet string can hold
                 name = info.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                if info.isdir():  # a directory entry holds no record
+                    continue
                 k, ext = _split(name)
                 if key is not None and (k != key or ext in members):  # a repeated member starts a new record
                     yield _group(key, members, relpath, source, seen)
@@ -46,7 +48,9 @@ def read_webdataset(task: dict[str, Any], max_member_bytes: int) -> Iterator[dic
                     members[ext] = ("ok", f.read() if f else b"")
             if key is not None:
                 yield _group(key, members, relpath, source, seen)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except Exception as exc:
+        # tarfile and its decompressors raise TarError, OSError, EOFError, zlib.error, LZMAError, even TypeError
+        # (a gzip header cut short): whatever the cause, what is left of the shard is this one reject
         location = f"{relpath}:after:{last}"
         row = base_row(source, location, None)
         yield reject(row, STAGE, "unreadable_shard", f"{type(exc).__name__}: {exc}"[:300])
@@ -73,7 +77,7 @@ def _group(key: str, members: dict, relpath: str, source: str, seen: dict[str, i
         return reject(row, STAGE, "missing_image", f"no image member for key {key}")
     data = members[text_ext][1]
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a leading BOM (Windows editors write one) is not text
     except UnicodeDecodeError as exc:
         return reject(row, STAGE, "invalid_utf8", str(exc))
     if text_ext == "txt":
