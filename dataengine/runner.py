@@ -227,7 +227,7 @@ def sweep_output(output: str, run_id: str) -> list[str]:
     token = run_token(run_id)
     gone = []
     for sub in OUTPUT_DIRS:
-        for f in list_files(join(output, sub)):
+        for f in list_files(join(output, sub), skip_underscore=False):
             if f"-{token}" not in f.rsplit("/", 1)[-1]:
                 delete_file(f)
                 gone.append(f)

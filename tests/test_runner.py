@@ -13,6 +13,7 @@ import pytest
 from conftest import bomb_png, encode, textured, write_jsonl
 
 from dataengine import accounting, manifest, pipeline, runner, schema
+from dataengine.ids import run_token
 from dataengine.storage import write_parquet_atomic
 
 GOOD = [
@@ -113,8 +114,10 @@ def test_overwrite_keeps_the_committed_run_until_the_new_one_commits(ray_local, 
     recs = make_dataset(tmp_path / "data", 3)
     write_jsonl(tmp_path / "data" / "ann.jsonl", recs)
     out, st = tmp_path / "export", str(tmp_path / "s")
-    first = runner.run(spec(), input_uri=str(tmp_path / "data"), output_uri=str(out), storage=st)
+    stages = [*spec().model_dump()["stages"][:-1], {"op": "tile", "max_tiles": 2}, {"op": "export", "batch_size": 4}]
+    first = runner.run(spec(stages=stages), input_uri=str(tmp_path / "data"), output_uri=str(out), storage=st)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    rebuild = spec(stages=stages, output={"overwrite": True})
 
     def cluster_gone(*args, **kwargs):
         raise ConnectionError("cluster unreachable")
@@ -122,17 +125,20 @@ def test_overwrite_keeps_the_committed_run_until_the_new_one_commits(ray_local, 
     with monkeypatch.context() as m:
         m.setattr(runner, "build_plan", cluster_gone)
         with pytest.raises(ConnectionError):
-            runner.run(spec(output={"overwrite": True}), input_uri=str(tmp_path / "data"), output_uri=str(out),
-                       storage=st)  # fmt: skip
+            runner.run(rebuild, input_uri=str(tmp_path / "data"), output_uri=str(out), storage=st)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert json.loads((out / "manifest.json").read_text())["run_id"] == first["run_id"]
     assert len(outputs(first)[0]) == 3
 
-    second = runner.run(spec(output={"overwrite": True}), input_uri=str(tmp_path / "data"), output_uri=str(out),
-                        storage=st)  # fmt: skip
+    second = runner.run(rebuild, input_uri=str(tmp_path / "data"), output_uri=str(out), storage=st)
     assert json.loads((out / "manifest.json").read_text())["run_id"] == second["run_id"]
     listed = {os.path.basename(f) for t in ("samples", "rejects") for f in second["files"][t]}
-    assert {p.name for p in out.rglob("*.parquet")} == listed  # the replaced run's files are gone
+    assert {p.name for p in out.glob("*/*.parquet") if p.parent.name != "tiles"} == listed
+    token = run_token(second["run_id"])  # the replaced run's shards and index are gone too
+    assert (
+        all(token in p.name for p in (out / "tiles").iterdir())
+        and (out / "tiles" / f"_index-{token}.parquet").exists()
+    )
     assert len(outputs(second)[0]) == 3
 
 
