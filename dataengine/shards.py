@@ -3,6 +3,7 @@ turn tiles into InternVL pixel values. Works from plain Python, a PyTorch DataLo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,14 +12,22 @@ import pyarrow.parquet as pq
 import simplejpeg
 
 from dataengine.ops.tile import TILES_DIR
-from dataengine.storage import exists, join, list_files, resolve
+from dataengine.storage import exists, join, list_files, read_bytes, resolve
 from dataengine.tiling import to_pixel_values
 
 
 def shard_files(uri: str) -> list[str]:
-    """Shard files under a run output (its tiles/), a tiles/ folder, or the single shard given."""
+    """Shard files of a run output (the ones its manifest's tile index names: a rebuild in progress may have
+    written its own beside them), of a tiles/ folder, or the single shard given."""
     if uri.endswith(".parquet"):
         return [uri]
+    committed = join(uri, "manifest.json")
+    if exists(committed):
+        index = json.loads(read_bytes(committed)).get("tile_index")
+        if not index:
+            return []
+        names = pq.read_table(index, columns=["shard"]).column("shard").unique().to_pylist()
+        return sorted(join(uri, TILES_DIR, name) for name in names)
     base = join(uri, TILES_DIR) if exists(join(uri, TILES_DIR)) else uri
     return list_files(base, (".parquet",))
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import bomb_png, encode, textured, write_jsonl
 
-from dataengine import accounting, manifest, pipeline, runner, schema
+from dataengine import accounting, manifest, pipeline, runner, schema, shards
 from dataengine.ids import run_token
 from dataengine.storage import write_parquet_atomic
 
