@@ -6,10 +6,12 @@ import os
 import sys
 import time
 import warnings
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from dataengine import manifest, pipeline
@@ -61,8 +63,6 @@ def _run(
     address: str | None,
     verbose: bool = False,
 ) -> None:
-    from rich.live import Live
-
     from dataengine import runner
     from dataengine.inspect import print_summary
 
@@ -74,7 +74,7 @@ def _run(
         spec = spec.model_copy(update={"ray": spec.ray.model_copy(update={"progress": False})})
     view = _ProgressView(["ingest", *(s.op for s in spec.stages)])
     try:
-        with Live(view.render({}), console=console, refresh_per_second=4) if not verbose else nullcontext() as live:
+        with _live(view, verbose) as live:
             record = runner.run(
                 spec,
                 input_uri=input_uri,
@@ -88,8 +88,22 @@ def _run(
         raise click.ClickException(str(exc)) from None
     except ConnectionError as exc:
         raise click.ClickException(f"cannot reach the Ray cluster at {address}: {exc}; check --address") from None
-    console.print()
     print_summary(record, console)
+
+
+@contextmanager
+def _live(view: _ProgressView, verbose: bool) -> Iterator[Live | None]:
+    """The progress view while a run executes (nothing with --verbose), ended by a line break however it ends."""
+    from rich.live import Live
+
+    if verbose:
+        yield None
+        return
+    try:
+        with Live(view.render({}), console=console, refresh_per_second=4) as live:
+            yield live
+    finally:
+        console.print()
 
 
 class _ProgressView:

@@ -46,9 +46,11 @@ def test_run_runs_inspect(ray_local, tmp_path):
 
 
 def one_line_error(res, *words: str) -> None:
-    """A user's mistake: exit 1, one `Error:` line naming it (and one line per invalid field), no traceback."""
+    """A user's mistake: exit 1, one `Error:` line naming it (and one line per invalid field), no traceback; a run's
+    progress view may come before it."""
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     lines = res.output.strip().splitlines()
+    lines = lines[max(i for i, line in enumerate(lines) if line.startswith("Error: ")) :]
     assert lines[0].startswith("Error: ") and all(line.startswith("  ") for line in lines[1:]), res.output
     for word in words:
         assert word in res.output, res.output

@@ -139,6 +139,7 @@ def test_overwrite_keeps_the_committed_run_until_the_new_one_commits(ray_local, 
         all(token in p.name for p in (out / "tiles").iterdir())
         and (out / "tiles" / f"_index-{token}.parquet").exists()
     )
+    assert shards.shard_files(str(out)) and all(token in f for f in shards.shard_files(str(out)))
     assert len(outputs(second)[0]) == 3
 
 
