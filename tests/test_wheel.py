@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -21,8 +22,15 @@ def wheel_venv(tmp_path_factory) -> Path:
     """A fresh venv holding the project's wheel, and the dependencies only (the checkout's own venv, added as a
     plain path so its editable install of dataengine is not seen)."""
     tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"  # built from a copy: a build writes build/ and *.egg-info beside the sources
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "dataengine"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, src / name)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp), str(src)],
         capture_output=True,
         text=True,
     )
