@@ -87,7 +87,8 @@ def _run(
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except ConnectionError as exc:
-        raise click.ClickException(f"cannot reach the Ray cluster at {address}: {exc}; check --address") from None
+        where = f"the Ray cluster at {address} (check --address)" if address else "a service the run needs"
+        raise click.ClickException(f"cannot reach {where}: {exc}") from None
     print_summary(record, console)
 
 

@@ -61,20 +61,21 @@ def config_hash(spec: PipelineSpec) -> str:
     return hashlib.blake2b(json.dumps(cfg, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
-def _ident(task: dict[str, Any]) -> dict[str, Any]:
-    return {k: task.get(k) for k in ("kind", "relpath", "source", "location", "reason")}
+def _ident(task: dict[str, Any], *fields: str) -> dict[str, Any]:
+    return {k: task.get(k) for k in ("kind", "relpath", "source", "location", *fields)}
 
 
 def shard_id(task: dict[str, Any]) -> str:
     """Which input shard a read task is (its kind, source and file relative to the input root), whatever the file
-    holds today; 24 hex chars."""
+    holds today or whether its meta entry is valid; 24 hex chars."""
     return hashlib.blake2b(json.dumps(_ident(task), sort_keys=True).encode(), digest_size=12).hexdigest()
 
 
 def shard_key(task: dict[str, Any]) -> str:
-    """Which version of an input shard: its identity with the file's size and mtime, so an edited or replaced
-    file is a new version (the rule rsync uses)."""
-    ident = _ident(task)
+    """Which version of an input shard: its identity and the reason its records are rejected wholesale (a meta
+    entry with a bad root), with the file's size and mtime, so an edited, replaced or fixed shard is a new
+    version (the rule rsync uses)."""
+    ident = _ident(task, "reason")
     uri = task.get("uri")
     if uri:
         fs, path = resolve(uri)
@@ -110,9 +111,14 @@ def shards_of(commit_entry: dict[str, Any]) -> dict[str, str]:
     return dict(shards) if isinstance(shards, dict) else {k: k for k in shards}
 
 
-def committed_shards(history: list[dict[str, Any]], cfg_hash: str) -> set[str]:
-    """Version keys of the shards committed with this config."""
-    return {key for c in history if c["config_hash"] == cfg_hash for key in shards_of(c).values()}
+def current_versions(history: list[dict[str, Any]]) -> dict[str, str]:
+    """{shard id: version key} of every shard in the dataset as its latest commit of it has it."""
+    return {sid: key for c in history for sid, key in shards_of(c).items()}
+
+
+def _legacy_keys(history: list[dict[str, Any]]) -> set[str]:
+    """Version keys of commits written before shard ids (their "shards" is a list): skipped while unchanged."""
+    return {key for c in history if isinstance(c["shards"], list) for key in c["shards"]}
 
 
 def live(history: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -138,11 +144,25 @@ def check_config(dataset: str, history: list[dict[str, Any]], cfg_hash: str) -> 
         )
 
 
-def claim(dataset: str, run_id: str) -> None:
-    """Mark D/runs/<run_id>/ as a live run's (host, pid, start), so that a run starting beside it on the same
-    dataset does not take its folder for debris."""
+def claim_folder(folder: str) -> None:
+    """Mark `folder` as a live run's (host, pid, start) in its `_owner.json`."""
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
-    write_bytes_atomic(join(dataset, RUNS, run_id, OWNER), json.dumps(owner).encode())
+    write_bytes_atomic(join(folder, OWNER), json.dumps(owner).encode())
+
+
+def live_owner(folder: str) -> dict[str, Any] | None:
+    """The claim on `folder` if the run that made it may still be running (`_alive`); None otherwise."""
+    try:
+        owner = json.loads(read_bytes(join(folder, OWNER)))
+    except (OSError, ValueError):
+        return None  # no claim (or a torn one): an older or killed run's folder
+    return owner if isinstance(owner, dict) and _alive(owner) else None
+
+
+def claim(dataset: str, run_id: str) -> None:
+    """Mark D/runs/<run_id>/ as a live run's, so that a run starting beside it on the same dataset does not take
+    its folder for debris."""
+    claim_folder(join(dataset, RUNS, run_id))
 
 
 def _alive(owner: dict[str, Any]) -> bool:
@@ -173,11 +193,7 @@ def remove_debris(dataset: str, history: list[dict[str, Any]], keep: str) -> lis
     for info in infos:
         if info.type != pafs.FileType.Directory or info.base_name in committed:
             continue
-        try:
-            owner = json.loads(read_bytes(join(dataset, RUNS, info.base_name, OWNER)))
-        except (OSError, ValueError):
-            owner = None  # no claim (or a torn one): an older or killed run's folder
-        if isinstance(owner, dict) and _alive(owner):
+        if live_owner(join(dataset, RUNS, info.base_name)):
             continue
         fs.delete_dir(info.path)
         removed.append(info.base_name)
@@ -214,8 +230,10 @@ def plan(dataset: str, spec: PipelineSpec, tasks: list[dict[str, Any]], run_id: 
     appended to) is processed again and supersedes its earlier rows: the earlier commits' files that hold them are
     rewritten without them into D/runs/<run_id>/retained/ (a scan of the dataset's `source`/`location` columns,
     streamed one file at a time), and the commit swaps those files for the rewritten ones, so every id is in HEAD
-    once. With `output.overwrite` every shard is processed and the commit replaces the whole dataset (`reset`);
-    the dataset stays readable as it was until that commit lands."""
+    once. A shard absent from this run's inputs keeps its rows (nightly runs read only the new day's files). With
+    `output.overwrite` every shard is processed and the commit replaces the whole dataset (`reset`); the dataset
+    stays readable as it was until that commit lands. Cost: the ledger (one small file a commit) on the driver;
+    superseding scans the live files' `source`/`location` columns one file at a time."""
     reset = spec.output.overwrite
     history = commits(dataset)
     cfg_hash = config_hash(spec)
@@ -226,10 +244,9 @@ def plan(dataset: str, spec: PipelineSpec, tasks: list[dict[str, Any]], run_id: 
     if history:
         write_head(dataset)  # a run killed between its commit and HEAD left HEAD behind
     base = [] if reset else history
-    done = committed_shards(base, cfg_hash)
-    versions = {sid: key for c in base for sid, key in shards_of(c).items()}
+    versions, legacy = current_versions(base), _legacy_keys(base)
     todo = [(shard_id(t), shard_key(t), t) for t in tasks]
-    todo = [(sid, key, t) for sid, key, t in todo if key not in done]
+    todo = [(sid, key, t) for sid, key, t in todo if versions.get(sid) != key and key not in legacy]
     superseded = [t for sid, _, t in todo if sid in versions]
     output = join(dataset, RUNS, run_id)
     if todo:  # this run will write D/runs/<run_id>/: claimed, so that a run beside it leaves it alone
@@ -284,12 +301,13 @@ def _supersede(
     for table in TABLES:
         for file in head[table]:
             fs, path = resolve(file)
+            keys = ["id"] if table == "tile_index" else ["source", "location"]
             with fs.open_input_file(path) as f:
-                data = pq.read_table(f)
+                data = pq.read_table(f, columns=keys)
             if table == "tile_index":
                 mine = pc.is_in(data.column("id"), value_set=pa.concat_arrays(gone_ids or [pa.array([], pa.string())]))
             else:
-                mine = pa.array([False] * len(data))
+                mine = pa.repeat(pa.scalar(False), len(data))
                 for t in superseded:
                     hit = pc.and_(
                         pc.equal(data.column("source"), t["source"]),
@@ -298,6 +316,8 @@ def _supersede(
                     mine = pc.or_(mine, hit)
             if not pc.any(mine).as_py():
                 continue
+            with fs.open_input_file(path) as f:
+                data = pq.read_table(f)  # a file with superseded rows: read whole, once, to rewrite it
             removes[table].append(file)
             if table == "samples":
                 gone_ids.append(data.column("id").filter(mine).combine_chunks())
@@ -321,7 +341,9 @@ def commit(dataset: str, record: dict[str, Any], pending: dict[str, Any]) -> dic
     everything = _all_commits(dataset)
     newer = [c for c in everything if c["seq"] > pending["seen_seq"]]
     touched = {sid for c in newer for sid in shards_of(c)} & set(pending["shards"])
-    if touched or any(c.get("reset") for c in newer) or (pending["reset"] and newer):
+    rewrote = any(fs for fs in pending["removes"].values()) and any(c.get("removes") for c in newer)
+    if touched or rewrote or any(c.get("reset") for c in newer) or (pending["reset"] and newer):
+        # two runs that each rewrote committed files could both keep rows the other superseded
         raise LedgerConflict(f"another run committed to {dataset} meanwhile; nothing of this run was committed")
     retained = pending["retained"]
     entry = {

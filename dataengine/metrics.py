@@ -192,9 +192,15 @@ def live_progress(
     board = ray.remote(num_cpus=0)(_Board).options(name=PROGRESS_ACTOR.format(run=run)).remote()
     stop = threading.Event()
 
+    def refresh() -> None:
+        try:
+            show(ray.get(board.snapshot.remote(), timeout=30))
+        except Exception:  # noqa: BLE001 - the view is cosmetic: a lost update must never fail or mask the run
+            pass
+
     def poll() -> None:
         while not stop.wait(every_s):
-            show(ray.get(board.snapshot.remote()))
+            refresh()
 
     thread = threading.Thread(target=poll, name="dataengine-progress", daemon=True)
     thread.start()
@@ -203,5 +209,8 @@ def live_progress(
     finally:
         stop.set()
         thread.join()
-        show(ray.get(board.snapshot.remote()))
-        ray.kill(board)
+        refresh()
+        try:
+            ray.kill(board)
+        except Exception:  # noqa: BLE001 - Ray may be gone already (the run failed for that reason)
+            pass

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataengine import accounting, ledger, manifest
+from dataengine.ids import run_token
 from dataengine.metrics import StageMetrics, live_progress, stage_labels
 from dataengine.ops import ROW_OPS
 from dataengine.ops.base import OpBatches
@@ -200,28 +201,43 @@ def build_plan(
 
 
 OUTPUT_DIRS = ("samples", "rejects", "tiles")
+WORK = "_work"  # output/_work/<run token>/: one run's scratch files and its claim on the output
 
 
-def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse to clobber a committed run unless asked; clear debris left by a killed, uncommitted run (or by one
-    whose accounting failed). A committed run stays as it is, readable through its manifest, until the run that
-    overwrites it commits (`sweep_output`): its files and this run's are named apart (`ids.run_token`)."""
+def work_dir(output: str, run_id: str) -> str:
+    return join(output, WORK, run_token(run_id))
+
+
+def prepare_output(output: str, overwrite: bool, run_id: str) -> None:
+    """Refuse to clobber a committed run unless asked, or to write beside a live run; clear debris left by a
+    killed, uncommitted run (or by one whose accounting failed); claim the output for this run. A committed run
+    stays as it is, readable through its manifest, until the run that overwrites it commits (`sweep_output`):
+    its files and this run's are named apart (`ids.run_token`)."""
+    from dataengine.storage import list_dirs
+
+    for folder in list_dirs(join(output, WORK)):
+        owner = ledger.live_owner(folder)
+        if owner:
+            raise FileExistsError(
+                f"{output} is being written by another run (pid {owner.get('pid')} on {owner.get('host')}); "
+                "wait for it to end or choose another --output"
+            )
     committed = join(output, manifest.FILENAME)
     complete = exists(committed) and json.loads(read_bytes(committed)).get("status") == "complete"
     if complete and not overwrite:
         raise FileExistsError(f"{output} already holds a committed run; pass --set output.overwrite=true")
-    delete_dir(join(output, "_work"))
-    if complete:
-        return
-    delete_file(committed)
-    for sub in OUTPUT_DIRS:
-        delete_dir(join(output, sub))
+    delete_dir(join(output, WORK))
+    if not complete:
+        delete_file(committed)
+        for sub in OUTPUT_DIRS:
+            delete_dir(join(output, sub))
+    ledger.claim_folder(work_dir(output, run_id))
 
 
 def sweep_output(output: str, run_id: str) -> list[str]:
     """After a run committed into `output`: delete the files of the run it replaced and of killed runs (any file
-    under samples/, rejects/, tiles/ not named with this run's token). Returns what it deleted."""
-    from dataengine.ids import run_token
+    under samples/, rejects/, tiles/ not named with this run's token; no other run writes there meanwhile, see
+    `prepare_output`). Returns what it deleted."""
     from dataengine.storage import list_files
 
     token = run_token(run_id)
@@ -238,7 +254,7 @@ def _plan_inputs(spec: PipelineSpec, tasks: list[dict[str, Any]], target: str, r
     """Where this run writes and which read tasks it processes. Plain runs: everything into `target`.
     Incremental runs: `target` is a dataset (`ledger.plan`)."""
     if not spec.output.incremental:
-        prepare_output(target, spec.output.overwrite)
+        prepare_output(target, spec.output.overwrite, run_id)
         return {"output": target, "tasks": tasks}
     return ledger.plan(target, spec, tasks, run_id)
 
@@ -300,7 +316,7 @@ def _execute(
     run_id, output = record["run_id"], plan["output"]
     labels = {"pipeline": spec.name, "run": run_id}
     ds = build_plan(spec, plan["tasks"], output, storage, run_id, labels).materialize()
-    input_ids = join(output, "_work", "input_ids")
+    input_ids = join(work_dir(output, run_id), "input_ids")
     ds.select_columns(["id"]).write_parquet(input_ids)
     if "dedup" in [s.op for s in spec.stages]:
         ds = dedup(ds, spec.stage("dedup"), labels, plan.get("prior"))
@@ -317,7 +333,7 @@ def _execute(
         prune_shards(output, run_id, accounting.ids(sample_files))  # samples rejected after tiling leave too
         tile_index = write_index(output, run_id)
     check = accounting.check(input_ids, sample_files, [f["file"] for f in files if f["table"] == "rejects"])
-    delete_dir(join(output, "_work"))
+    delete_dir(work_dir(output, run_id))
     record = manifest.finished(record, files, check, time.time() - started, ray.__version__, tile_index)
     record["stage_stats"] = stats
     if not check["ok"]:

@@ -26,7 +26,9 @@ def shard_files(uri: str) -> list[str]:
         index = json.loads(read_bytes(committed)).get("tile_index")
         if not index:
             return []
-        names = pq.read_table(index, columns=["shard"]).column("shard").unique().to_pylist()
+        fs, path = resolve(index)
+        with fs.open_input_file(path) as f:
+            names = pq.read_table(f, columns=["shard"]).column("shard").unique().to_pylist()
         return sorted(join(uri, TILES_DIR, name) for name in names)
     base = join(uri, TILES_DIR) if exists(join(uri, TILES_DIR)) else uri
     return list_files(base, (".parquet",))

@@ -108,10 +108,10 @@ def write_parquet_atomic(uri: str, table: pa.Table, compression: str = "zstd", d
 def list_files(
     uri: str, suffixes: tuple[str, ...] = (), recursive: bool = True, *, skip_underscore: bool = True
 ) -> list[str]:
-    """Sorted file URIs under a directory. Hidden (`.`-prefixed) files, which include atomic_write's temp
-    files, and `.tmp` files are always skipped. `_`-prefixed files (our outputs' private files: `_ledger`,
-    `_index.parquet`) are skipped too unless `skip_underscore=False`, as input discovery passes: there a `_`
-    name is data (Roboflow's `_annotations.train.jsonl`)."""
+    """Sorted file URIs under a directory. Hidden (`.`-prefixed) files and folders (atomic_write's temp files,
+    `.ipynb_checkpoints/`) and `.tmp` files are always skipped. `_`-prefixed files (our outputs' private files:
+    `_ledger`, `_index-*.parquet`) are skipped too unless `skip_underscore=False`, as input discovery passes:
+    there a `_` name is data (Roboflow's `_annotations.train.jsonl`)."""
     fs, path = resolve(uri)
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
     skipped = (".", "_") if skip_underscore else (".",)
@@ -120,10 +120,19 @@ def list_files(
         base = info.base_name
         if info.type != pafs.FileType.File or base.startswith(skipped) or base.endswith(".tmp"):
             continue
+        if any(part.startswith(".") for part in posixpath.relpath(info.path, path).split("/")[:-1]):
+            continue
         if suffixes and not base.lower().endswith(suffixes):
             continue
         out.append(_to_uri(uri, path, info.path))
     return sorted(out)
+
+
+def list_dirs(uri: str) -> list[str]:
+    """Sorted URIs of the folders directly under `uri` (none if it does not exist)."""
+    fs, path = resolve(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(_to_uri(uri, path, i.path) for i in infos if i.type == pafs.FileType.Directory)
 
 
 def _to_uri(base_uri: str, base_path: str, path: str) -> str:

@@ -152,6 +152,7 @@ def test_edited_and_appended_inputs_supersede_their_earlier_rows(ray_local, tmp_
     appended = runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
     assert appended["incremental"]["shards_superseded"] == 1 and appended["accounting"]["inputs"] == 5
 
+    appended_bytes, appended_stat = (data / "a.jsonl").read_bytes(), (data / "a.jsonl").stat()
     lines = (data / "a.jsonl").read_text().splitlines()
     lines[1] = json.dumps({"image": "img/1.jpg", "caption": "The same texture, its caption edited in place."})
     (data / "a.jsonl").write_text("\n".join(lines) + "\n")
@@ -167,6 +168,35 @@ def test_edited_and_appended_inputs_supersede_their_earlier_rows(ray_local, tmp_
     runner.run(spec, input_uri=str(data), output_uri=str(one_shot), storage=st)
     for table in ("samples", "rejects"):
         assert committed(ds, table).equals(committed(one_shot, table)), table
+
+    # the appended version restored with its size and mtime (cp -p, rsync -a): read again, not skipped
+    (data / "a.jsonl").write_bytes(appended_bytes)
+    os.utime(data / "a.jsonl", ns=(appended_stat.st_atime_ns, appended_stat.st_mtime_ns))
+    restored = runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
+    assert restored["incremental"]["shards_superseded"] == 1
+    again = tmp_path / "again"
+    runner.run(spec, input_uri=str(data), output_uri=str(again), storage=st)
+    for table in ("samples", "rejects"):
+        assert committed(ds, table).equals(committed(again, table)), table
+
+
+def test_a_fixed_meta_entry_replaces_its_rejects(ray_local, tmp_path):
+    """A meta entry with an unusable root rejects every line of its file; once fixed, the next run reads the file
+    and its samples replace those rejects: each id once in HEAD."""
+    data = tmp_path / "data"
+    make_shards(data, ["a"], per_shard=2)
+    (data / "a.jsonl").rename(data / "ann.jsonl")
+    meta = {"set": {"root": 5, "annotation": "ann.jsonl"}}
+    (data / "meta.json").write_text(json.dumps(meta))
+    spec = pipeline.parse(SPEC)
+    ds, st = tmp_path / "ds", str(tmp_path / "st")
+    first = runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
+    assert first["accounting"]["rejected"] == 3 and first["accounting"]["accepted"] == 0
+    (data / "meta.json").write_text(json.dumps({"set": {"root": ".", "annotation": "ann.jsonl"}}))
+    fixed = runner.run(spec, input_uri=str(data), output_uri=str(ds), storage=st)
+    assert fixed["incremental"]["shards_superseded"] == 1
+    ids = _head_ids(ds)
+    assert len(ids["samples"]) == 2 and len(ids["rejects"]) == 1 and not set(ids["samples"]) & set(ids["rejects"])
 
 
 def test_a_failed_rebuild_leaves_the_dataset_readable(ray_local, tmp_path, monkeypatch):

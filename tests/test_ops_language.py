@@ -22,15 +22,24 @@ def route(caption=None, conversations=None, **cfg):
         ("Ein kleiner Hund spielt im Garten mit einem roten Ball und bellt.", "de"),
         ("日本の山と湖の写真です", "ja"),
         ("서울의 밤거리 풍경입니다", "ko"),
-        ("red car", "en"),  # langdetect says English, and no other language's function word
+        ("red car", "en"),
         ("A dog on the grass", "en"),
         ("Dog in a park", "en"),
+        # short English noun phrases with no function word: the words' English frequency is the evidence
+        ("Golden retriever puppy", "en"),
+        ("Cat sleeping", "en"),
+        ("blue sky", "en"),
+        ("cute puppy", "en"),
+        ("Mountain lake", "en"),
+        ("Tokyo tower at night", "en"),
         # short non-English Latin text: no evidence of English, so undetermined (never sent to translation)
         ("Un perro en el parque", "und"),
         ("Ein Hund im Park", "und"),
         ("Kucing tidur di sofa", "und"),
         ("Il gatto in giardino", "und"),  # "in" is English too, "il" is not
         ("Le chat noir", "und"),
+        ("Gato negro", "und"),
+        ("Chien noir", "und"),
         ("An abstract colourful texture, sample number 1.", "en"),  # langdetect alone says Romanian
         ("Il gatto dorme sul divano tutto il giorno.", "it"),
         ("Een grote hond rent op het strand met een bal.", "nl"),

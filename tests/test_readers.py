@@ -224,6 +224,8 @@ def test_underscore_named_inputs_are_read_and_hidden_files_skipped(tmp_path):
     the temp name of an atomic write) is not an input."""
     write_jsonl(tmp_path / "_annotations.train.jsonl", [{"image": "x.jpg", "caption": "hello"}])
     write_jsonl(tmp_path / ".a.jsonl.0123.tmp", [{"image": "x.jpg", "caption": "partial"}])
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    write_jsonl(tmp_path / ".ipynb_checkpoints" / "a-checkpoint.jsonl", [{"image": "x.jpg", "caption": "hidden"}])
     write_jsonl(tmp_path / ".hidden.jsonl", [{"image": "x.jpg", "caption": "hidden"}])
     (row,) = read_all(tmp_path)
     assert row["reason"] is None and row["location"] == "_annotations.train.jsonl:1"

@@ -250,11 +250,34 @@ def test_only_a_complete_run_is_protected_from_reuse(tmp_path):
     out = tmp_path / "out"
     (out / "samples").mkdir(parents=True)
     (out / manifest.FILENAME).write_text(json.dumps({"status": "failed_accounting"}))
-    runner.prepare_output(str(out), overwrite=False)
+    runner.prepare_output(str(out), overwrite=False, run_id="r1")
     assert not (out / manifest.FILENAME).exists() and not (out / "samples").exists()
     (out / manifest.FILENAME).write_text(json.dumps({"status": "complete"}))
     with pytest.raises(FileExistsError, match="committed run"):
-        runner.prepare_output(str(out), overwrite=False)
+        runner.prepare_output(str(out), overwrite=False, run_id="r2")
+
+
+def test_a_run_does_not_write_beside_a_live_one(tmp_path):
+    """Two plain runs into one output would sweep each other's files: the second refuses while the first's claim
+    is alive, and takes over once its process is gone."""
+    import subprocess
+    import sys
+
+    from dataengine import ledger
+
+    out = tmp_path / "out"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        runner.prepare_output(str(out), overwrite=False, run_id="first")
+        owner = out / "_work" / run_token("first") / ledger.OWNER
+        owner.write_text(json.dumps({**json.loads(owner.read_text()), "pid": live.pid}))
+        with pytest.raises(FileExistsError, match=f"another run \\(pid {live.pid}"):
+            runner.prepare_output(str(out), overwrite=True, run_id="second")
+    finally:
+        live.kill()
+        live.wait()
+    runner.prepare_output(str(out), overwrite=True, run_id="second")
+    assert [p.name for p in (out / "_work").iterdir()] == [run_token("second")]
 
 
 def test_hostile_input_layouts_are_read_once_and_accounted(ray_local, tmp_path):

@@ -2,9 +2,10 @@
 other languages are rejected unless listed in `keep`.
 
 Scripts decide first (Han/kana/Hangul shares), langdetect (seeded, deterministic) decides long Latin text.
-Short plain-ASCII text is English only on evidence (statistical detectors are unreliable on a few words): more
-English function words than other Latin languages' ones, or langdetect's English when it has none of the latter;
-otherwise it is undetermined (`Un perro en el parque`, `Kucing tidur di sofa`), never sent to translation.
+Short plain-ASCII text is English only on evidence (statistical detectors are unreliable on a few words): its
+words, summed on wordfreq's Zipf scale, must be more frequent in English than in each rival Latin-script language
+(`Golden retriever puppy` is English; `Un perro en el parque`, `Kucing tidur di sofa` are undetermined and never
+sent to translation).
 """
 
 from __future__ import annotations
@@ -29,17 +30,9 @@ ENGLISH_FUNCTION_WORDS = frozenset(
     "to for from by into onto over under near next behind above below between while has have two three some "
     "several many very who which what where how".split()
 )
-# Closed-class words of other Latin-script languages (es, fr, de, it, pt, nl, id/ms) that are not English words:
-# one of them in a short text outweighs an English function word it shares a spelling with ("in", "a", "on").
-OTHER_FUNCTION_WORDS = frozenset(
-    "el la los las un una unos unas y del con por para su sus "  # es
-    "le les des du une et est dans avec sur sous au aux sa ses leur "  # fr
-    "der das dem des ein eine einer einem einen und mit auf im ist sind vom zum zur "  # de
-    "il lo gli della dello delle dei degli nel nella sul sulla di da e "  # it
-    "o os um uma uns umas da dos das em na nos nas com "  # pt
-    "het een op zijn "  # nl
-    "yang dan di ke dari dengan sedang ini itu sebuah seekor".split()  # id/ms
-)
+# Latin-script languages a short caption is weighed against: English wins only with the larger word-frequency
+# evidence (wordfreq's Zipf scale, summed over the words).
+RIVALS = ("es", "fr", "de", "it", "pt", "nl", "id")
 
 
 class LanguageConfig(StageConfig):
@@ -98,19 +91,16 @@ def detect(text: str, cjk_share: float = 0.3, short_text_letters: int = 25) -> t
 
 
 def short_ascii(text: str) -> tuple[str, float]:
-    """('en', score) for a short plain-ASCII text with evidence of English, else ('und', 0.0)."""
+    """('en', share of the evidence) for a short plain-ASCII text whose words are more frequent in English than in
+    any rival Latin-script language (`Golden retriever puppy`), else ('und', 0.0) (`Un perro en el parque`)."""
+    from wordfreq import zipf_frequency
+
     words = [w.lower() for w in WORD.findall(text)]
-    english = sum(w in ENGLISH_FUNCTION_WORDS for w in words)
-    other = sum(w in OTHER_FUNCTION_WORDS for w in words)
-    if english > other:
-        return "en", round(english / len(words), 4)
-    if other:
+    english = sum(zipf_frequency(w, "en") for w in words)
+    rival = max(sum(zipf_frequency(w, lang) for w in words) for lang in RIVALS)
+    if english <= 0 or english < rival:
         return "und", 0.0
-    try:
-        best = detect_langs(text)[0]
-    except LangDetectException:
-        return "und", 0.0
-    return ("en", float(best.prob)) if best.lang == "en" else ("und", 0.0)
+    return "en", round(english / (english + rival), 4)
 
 
 def english_share(text: str) -> float:

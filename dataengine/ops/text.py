@@ -16,7 +16,7 @@ import unicodedata
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from dataengine.ids import content_hash
 from dataengine.ops.base import Op, StageConfig
@@ -88,7 +88,9 @@ def strip_blocks(text: str) -> str:
 class TextConfig(StageConfig):
     op: Literal["text"] = "text"
     fold_width: bool = Field(
-        True, description="full-width ASCII letters/digits and compatibility spaces to ASCII (not full NFKC)"
+        True,
+        validation_alias=AliasChoices("fold_width", "nfkc"),  # `nfkc`: this setting's earlier name, still read
+        description="full-width ASCII letters/digits and compatibility spaces to ASCII (not full NFKC)",
     )
     strip_html: bool = True
     remove_urls: bool = True
