@@ -143,9 +143,10 @@ class _TileOnly:
     consume them; here nothing does), so the measurement isolates the stage."""
 
     def __init__(self, config: dict[str, Any], output: str):
-        from dataengine.ops.tile import TileShards
+        from dataengine.ops.base import RunContext, Worker
+        from dataengine.ops.tile import Tile
 
-        self.stage = TileShards(config, output, run_id="bench")
+        self.stage = Worker(Tile, config, RunContext("bench", "bench", output, output, metrics=False))
 
     def __call__(self, batch: Any) -> Any:
         out = self.stage(batch)
@@ -153,7 +154,7 @@ class _TileOnly:
 
 
 def bench_ray(images: list[bytes], repeat: int, num_cpus: int, object_store_mb: int) -> dict[str, Any]:
-    """Single-process fast path vs the real tile stage (TileShards) on a local Ray with a small object store,
+    """Single-process fast path vs the real tile stage (ops.tile.Tile) on a local Ray with a small object store,
     streaming `repeat` passes over the images; peak memory of all processes and tile bytes written."""
     import pyarrow as pa
     import ray

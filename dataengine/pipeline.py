@@ -3,50 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from dataengine.ops.base import Strict
-from dataengine.ops.dedup import DedupConfig
-from dataengine.ops.export import ExportConfig
-from dataengine.ops.filter import FilterConfig
-from dataengine.ops.image import ImageConfig
-from dataengine.ops.language import LanguageConfig
-from dataengine.ops.resolve import ResolveConfig
-from dataengine.ops.score import ScoreConfig
-from dataengine.ops.text import TextConfig
-from dataengine.ops.tile import TileConfig
-from dataengine.ops.translate import TranslateConfig
+from dataengine.ops import REGISTRY
+from dataengine.ops.base import StageConfig, Strict
 from dataengine.schedule import ScheduleSpec
 from dataengine.storage import PACKAGE_DIR
 
 PIPELINE_DIR = PACKAGE_DIR / "pipelines"
-Stage = Annotated[
-    ResolveConfig
-    | ImageConfig
-    | TextConfig
-    | LanguageConfig
-    | DedupConfig
-    | TranslateConfig
-    | TileConfig
-    | ScoreConfig
-    | FilterConfig
-    | ExportConfig,
-    Field(discriminator="op"),
-]
-# an op may only run after the ops whose columns it reads
-NEEDS = {
-    "image": {"resolve"},
-    "language": {"text"},
-    "dedup": {"image"},
-    "tile": {"image"},
-    "export": {"image"},
-    "translate": {"language"},
-    "score": {"tile"},  # reads the tiles the tile stage wrote
-    "filter": {"score"},
-}
+# one config model per registered stage, told apart by `op`
+Stage = Annotated[Union[tuple(s.Config for s in REGISTRY.values())], Field(discriminator="op")]  # noqa: UP007
 
 
 class PipelineError(ValueError):
@@ -99,9 +68,12 @@ class PipelineSpec(Strict):
         for i, op in enumerate(ops):
             if ops.count(op) > 1:
                 raise ValueError(f"stages: '{op}' appears more than once")
-            missing = NEEDS.get(op, set()) - set(ops[:i])
-            if missing:
+            missing = self.stages[i].needs - set(ops[:i])
+            if missing:  # it reads the columns those stages set
                 raise ValueError(f"stages[{i}] ({op}) needs {sorted(missing)} before it")
+            stage = self.stages[i]
+            if stage.actors_only and stage.stage_class().kind != "dataset" and stage.compute.kind != "actors":
+                raise ValueError(f"stages[{i}] ({op}) runs on an actor pool: set compute.kind: actors")
         if "score" in ops and "translate" in ops and ops.index("translate") > ops.index("score"):
             raise ValueError("stages: 'translate' must come before 'score' (match_zh scores the translation)")
         for late in ("translate", "tile", "score"):  # costly stages work on surviving samples only
@@ -115,7 +87,7 @@ class PipelineSpec(Strict):
             raise ValueError("stages: dedup with key image+text needs the 'text' stage before it")
         return self
 
-    def stage(self, op: str) -> Any:
+    def stage(self, op: str) -> StageConfig | Any:
         return next(s for s in self.stages if s.op == op)
 
 

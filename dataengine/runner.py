@@ -1,8 +1,9 @@
-"""Compile a pipeline spec into a Ray Data streaming plan and run it end to end.
+"""Run a pipeline: plan its inputs, stream them through its stages on Ray Data, commit.
 
-Plan: read tasks -> row ops (map_batches, tasks or actor pools, as each stage declares) -> materialise (the
-inputs, counted) -> global dedup -> translate, tile, score, filter (on surviving samples only) -> export ->
-tile index -> accounting check -> manifest (committed last).
+The run is a loop: read tasks -> each stage attached in order (`ops.base`: row and batch stages are map_batches,
+dataset stages see the whole run through compact signatures) -> the export stage's list of files, consumed to
+execute the plan -> each stage's `finish` -> accounting check -> commit (the manifest, or the dataset's ledger).
+Rows stream from read to export: no stage holds the run in one process or in the object store.
 """
 
 from __future__ import annotations
@@ -20,43 +21,41 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataengine import accounting, ledger, manifest
-from dataengine.ids import run_token
-from dataengine.metrics import StageMetrics, live_progress, stage_labels
-from dataengine.ops import ROW_OPS
-from dataengine.ops.base import OpBatches
-from dataengine.ops.dedup import dedup
-from dataengine.ops.export import export
-from dataengine.ops.filter import top_cutoff
-from dataengine.ops.score import ScoreBatches
-from dataengine.ops.tile import TileShards, prune_shards, write_index
-from dataengine.ops.translate import TranslateBatches, translate_with_vllm
+from dataengine import accounting, ledger, manifest, stage_stats
+from dataengine.ids import content_hash, run_token
+from dataengine.metrics import StageMetrics, live_progress
+from dataengine.ops import RunContext
 from dataengine.pipeline import PipelineSpec
 from dataengine.readers import ReadTasks, plan_tasks
 from dataengine.readers.records import STAGE as INGEST
 from dataengine.stage_stats import named
-from dataengine.storage import default_root, delete_dir, delete_file, exists, is_remote, join, read_bytes
+from dataengine.storage import (
+    default_root,
+    delete_dir,
+    delete_file,
+    exists,
+    is_remote,
+    join,
+    read_bytes,
+    write_parquet_atomic,
+)
 
-_OPS: dict[str, Any] = {}
+INPUT_IDS = "input_ids"  # in the run's _work/: the ids every read task produced
 
 
-def _apply(batch: pa.Table, op_name: str, config: dict[str, Any], labels: dict[str, str] | None = None) -> pa.Table:
-    """Task-mode UDF: build the op once per worker process (and run: the labels), then apply it."""
-    key = op_name + json.dumps([config, labels], sort_keys=True)
-    if key not in _OPS:
-        if len(_OPS) >= 64:  # a long-lived worker serving many runs
-            _OPS.clear()
-        _OPS[key] = OpBatches(ROW_OPS[op_name], config, labels=labels)
-    return _OPS[key](batch)
-
-
-def _read(batch: pa.Table, max_record_bytes: int, labels: dict[str, str] | None = None) -> Any:
-    meter = StageMetrics(stage_labels(labels, INGEST))
-    started = time.perf_counter()
+def _read(batch: pa.Table, max_record_bytes: int, ctx: RunContext) -> Any:
+    """Read tasks -> working-row blocks; the ids each task read are recorded in the run's `_work/` (what the
+    accounting check counts as the run's inputs), named by the task so a retried task rewrites its own file."""
+    meter = StageMetrics(ctx.stage_labels(INGEST))
+    started, ids = time.perf_counter(), []
     for table in ReadTasks(max_record_bytes)(batch):
         meter.batch(None, table, time.perf_counter() - started)
+        ids.append(table.column("id"))
         yield table
         started = time.perf_counter()
+    name = content_hash("\n".join(batch.column("task").to_pylist()).encode(), 12)
+    chunks = [c for col in ids for c in col.chunks] or [pa.array([], pa.string())]
+    write_parquet_atomic(join(ctx.work, INPUT_IDS, f"{name}.parquet"), pa.table({"id": pa.chunked_array(chunks)}))
 
 
 def new_run_id(name: str) -> str:
@@ -125,83 +124,17 @@ def ray_logs_to(path: str | None) -> Iterator[None]:
         to_file.close()
 
 
-def split_stages(spec: PipelineSpec) -> tuple[list[Any], list[Any]]:
-    """Row ops that stream before the inputs are materialised, and the stages after dedup (tile...)."""
-    ops = [s.op for s in spec.stages]
-    cut = ops.index("dedup") if "dedup" in ops else min(i for i, op in enumerate(ops) if op not in ROW_OPS)
-    pre = [s for s in spec.stages[:cut] if s.op in ROW_OPS]
-    post = [s for s in spec.stages[cut:] if s.op not in ("dedup", "export")]
-    return pre, post
-
-
-def map_stage(
-    ds: Any, stage: Any, output: str, storage: str, run_id: str, labels: dict[str, str] | None = None
-) -> Any:
-    """One stage as a Ray Data map_batches, as tasks or an actor pool as the stage declares.
-    `labels` ({pipeline, run}) tag the stage's metrics (dataengine.metrics); None records none."""
-    config = stage.model_dump()
-    tags = stage_labels(labels, stage.op)
-    if stage.op == "tile":
-        cls, args = TileShards, (config, output, run_id)
-    elif stage.op == "score":
-        if stage.compute.kind != "actors":
-            raise ValueError("stages: score runs on an actor pool (compute.kind: actors)")
-        cls, args = ScoreBatches, (config, output, storage)
-    elif stage.op == "translate" and stage.engine == "vllm":
-        return translate_with_vllm(ds, stage, storage)
-    elif stage.op == "translate":
-        if stage.compute.kind != "actors":
-            raise ValueError("stages: translate runs on an actor pool (compute.kind: actors)")
-        cls, args = TranslateBatches, (config, storage)
-    else:
-        cls, args = OpBatches, (ROW_OPS[stage.op], config)
-    if stage.compute.kind == "actors":
-        return ds.map_batches(
-            named(cls, stage.op),
-            fn_constructor_args=args,
-            fn_constructor_kwargs={"labels": tags},
-            batch_format="pyarrow",
-            **stage.ray_args(),
-        )
-    fn = (
-        partial(_apply_tile, config=config, output=output, run_id=run_id, labels=tags)
-        if stage.op == "tile"
-        else partial(_apply, op_name=stage.op, config=config, labels=tags)
-    )
-    return ds.map_batches(named(fn, stage.op), batch_format="pyarrow", **stage.ray_args())
-
-
-def _apply_tile(
-    batch: pa.Table, config: dict[str, Any], output: str, run_id: str, labels: dict[str, str] | None = None
-) -> pa.Table:
-    return TileShards(config, output, run_id, labels=labels)(batch)
-
-
-def build_plan(
-    spec: PipelineSpec,
-    tasks: list[dict[str, Any]],
-    output: str,
-    storage: str,
-    run_id: str,
-    labels: dict[str, str] | None = None,
-) -> Any:
-    """The streaming part of the plan: read tasks + row ops, lazily (nothing runs until consumed).
-    `labels` ({pipeline, run}) tag every stage's metrics (dataengine.metrics); None records none."""
+def read(tasks: list[dict[str, Any]], spec: PipelineSpec, ctx: RunContext) -> Any:
+    """The run's read tasks as a lazy Ray Dataset of working rows (one task per input shard)."""
     import ray
 
     ds = ray.data.from_items([{"task": json.dumps(t)} for t in tasks], override_num_blocks=len(tasks))
-    ds = ds.map_batches(
-        named(partial(_read, max_record_bytes=spec.input.max_record_bytes, labels=labels), "read"),
-        batch_size=1,
-        batch_format="pyarrow",
-    )
-    for stage in split_stages(spec)[0]:
-        ds = map_stage(ds, stage, output, storage, run_id, labels)
-    return ds
+    fn = partial(_read, max_record_bytes=spec.input.max_record_bytes, ctx=ctx)
+    return ds.map_batches(named(fn, "read"), batch_size=1, batch_format="pyarrow")
 
 
 OUTPUT_DIRS = ("samples", "rejects", "tiles")
-WORK = "_work"  # output/_work/<run token>/: one run's scratch files and its claim on the output
+WORK = RunContext.WORK  # output/_work/<run token>/: one run's scratch files and its claim on the output
 
 
 def work_dir(output: str, run_id: str) -> str:
@@ -314,27 +247,23 @@ def _execute(
     import ray
 
     run_id, output = record["run_id"], plan["output"]
-    labels = {"pipeline": spec.name, "run": run_id}
-    ds = build_plan(spec, plan["tasks"], output, storage, run_id, labels).materialize()
-    input_ids = join(work_dir(output, run_id), "input_ids")
-    ds.select_columns(["id"]).write_parquet(input_ids)
-    if "dedup" in [s.op for s in spec.stages]:
-        ds = dedup(ds, spec.stage("dedup"), labels, plan.get("prior"))
-    for stage in split_stages(spec)[1]:
-        if stage.op == "filter" and stage.keep_top_fraction is not None:
-            ds = ds.materialize()  # the top fraction is a global cut: every sample's score first
-            stage = stage.model_copy(update={"cutoff": top_cutoff(ds, stage)})
-        ds = map_stage(ds, stage, output, storage, run_id, labels)
-    stats: list[dict[str, Any]] = []
-    files = export(ds, spec.stage("export"), output, run_id, labels, stats)
+    ctx = RunContext(run_id, spec.name, output, storage, prior=tuple(plan.get("prior", ())))
+    ds = read(plan["tasks"], spec, ctx)
+    for config in spec.stages:
+        ds = config.stage_class().attach(ds, config, ctx)
+    files = sorted(ds.take_all(), key=lambda r: (r["table"], r["file"]))  # executes the run: export's files
+    stats = [*ctx.stats, *stage_stats.of_dataset(ds, sum(f["rows"] for f in files))]
     sample_files = [f["file"] for f in files if f["table"] == "samples"]
-    tile_index = None
-    if "tile" in [s.op for s in spec.stages]:
-        prune_shards(output, run_id, accounting.ids(sample_files))  # samples rejected after tiling leave too
-        tile_index = write_index(output, run_id)
-    check = accounting.check(input_ids, sample_files, [f["file"] for f in files if f["table"] == "rejects"])
-    delete_dir(work_dir(output, run_id))
-    record = manifest.finished(record, files, check, time.time() - started, ray.__version__, tile_index)
+    finished: dict[str, Any] = {}
+    for config in spec.stages:
+        finished.update(config.stage_class().finish(config, ctx, sample_files))
+    check = accounting.check(
+        join(ctx.work, INPUT_IDS), sample_files, [f["file"] for f in files if f["table"] == "rejects"]
+    )
+    delete_dir(ctx.work)
+    record = manifest.finished(
+        record, files, check, time.time() - started, ray.__version__, finished.get("tile_index")
+    )
     record["stage_stats"] = stats
     if not check["ok"]:
         record["status"] = "failed_accounting"  # recorded for inspection, never taken for a complete run

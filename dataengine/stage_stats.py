@@ -70,6 +70,7 @@ def collect(summary: Any, rows_written: int | None = None) -> list[dict[str, Any
 def of_dataset(ds: Any, rows_written: int | None = None) -> list[dict[str, Any]]:
     """Stage stats of an executed dataset; [] when this Ray version's stats API differs (it is not public)."""
     try:
-        return collect(ds._get_stats_summary(), rows_written)
+        summary = ds.get_stats_summary() if hasattr(ds, "get_stats_summary") else ds._get_stats_summary()
+        return collect(summary, rows_written)
     except Exception:  # the manifest must not fail over a statistics detail
         return []

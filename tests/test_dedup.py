@@ -6,7 +6,8 @@ import imagehash
 import pyarrow as pa
 from conftest import encode, row, textured
 
-from dataengine.ops.dedup import DedupConfig, bucket_edges, dedup, near_survivors
+from dataengine.ops.base import RunContext
+from dataengine.ops.dedup import Dedup, DedupConfig, bucket_edges, near_survivors
 from dataengine.ops.image import ImageCheck, ImageConfig
 from dataengine.records import to_table
 
@@ -17,10 +18,12 @@ def checked(sid, data, caption="a caption", text_key="t"):
     return r
 
 
-def run_dedup(ray_local, rows, **cfg):
-    """One block per row, so every duplicate pair spans blocks."""
+def run_dedup(ray_local, tmp_path, rows, **cfg):
+    """One block per row, so every duplicate pair spans blocks; the stage as the runner attaches it (the rows
+    spilled to the run's _work/, decided from signatures, marked block by block)."""
     ds = ray_local.data.from_arrow([to_table([r]) for r in rows])
-    out = dedup(ds, DedupConfig(num_partitions=3, **cfg)).take_all()
+    ctx = RunContext("dedup-test", "t", str(tmp_path), str(tmp_path), metrics=False)
+    out = Dedup.attach(ds, DedupConfig(num_partitions=3, **cfg), ctx).take_all()
     return {r["id"]: r for r in out}
 
 
@@ -42,7 +45,7 @@ def test_test_images_are_what_they_claim():
     assert imagehash.phash(a) - imagehash.phash(b) > 10
 
 
-def test_exact_and_near_duplicates_across_blocks(ray_local):
+def test_exact_and_near_duplicates_across_blocks(ray_local, tmp_path):
     a = textured(1, (400, 300))
     rows = [
         checked("id-b", encode(a, "PNG")),  # same pixels as id-a
@@ -52,7 +55,7 @@ def test_exact_and_near_duplicates_across_blocks(ray_local):
         checked("id-e", encode(textured(3, (500, 300)), "PNG")),
     ]
     rows.append(row(id="id-rej", reason="invalid_json", stage="ingest"))
-    out = run_dedup(ray_local, rows)
+    out = run_dedup(ray_local, tmp_path, rows)
     assert len(out) == 6
     assert out["id-a"]["reason"] is None  # same size: smallest id survives
     assert (out["id-b"]["reason"], out["id-b"]["duplicate_of"], out["id-b"]["stage"]) == (
@@ -65,26 +68,26 @@ def test_exact_and_near_duplicates_across_blocks(ray_local):
     assert out["id-rej"]["reason"] == "invalid_json"  # earlier rejects pass through untouched
 
 
-def test_survivor_is_largest_image_then_smallest_id(ray_local):
+def test_survivor_is_largest_image_then_smallest_id(ray_local, tmp_path):
     a = textured(4, (400, 300))
     rows = [checked("id-1", near_copy(a)), checked("id-9", encode(a, "JPEG", quality=95))]
-    out = run_dedup(ray_local, rows)
+    out = run_dedup(ray_local, tmp_path, rows)
     assert out["id-9"]["reason"] is None and out["id-1"]["duplicate_of"] == "id-9"
 
 
-def test_image_plus_text_keeps_different_questions(ray_local):
+def test_image_plus_text_keeps_different_questions(ray_local, tmp_path):
     data = encode(textured(5), "PNG")
     rows = [checked("q1", data, text_key="k1"), checked("q2", data, text_key="k2"), checked("q3", data, text_key="k1")]
-    out = run_dedup(ray_local, rows, key="image+text")
+    out = run_dedup(ray_local, tmp_path, rows, key="image+text")
     assert out["q1"]["reason"] is None and out["q2"]["reason"] is None
     assert out["q3"]["reason"] == "duplicate_exact" and out["q3"]["duplicate_of"] == "q1"
-    image_only = run_dedup(ray_local, rows, key="image")
+    image_only = run_dedup(ray_local, tmp_path, rows, key="image")
     assert sum(r["reason"] is None for r in image_only.values()) == 1
 
 
-def test_near_can_be_disabled(ray_local):
+def test_near_can_be_disabled(ray_local, tmp_path):
     a = textured(6, (400, 300))
-    out = run_dedup(ray_local, [checked("x1", encode(a, "PNG")), checked("x2", near_copy(a))], near=False)
+    out = run_dedup(ray_local, tmp_path, [checked("x1", encode(a, "PNG")), checked("x2", near_copy(a))], near=False)
     assert all(r["reason"] is None for r in out.values())
 
 

@@ -213,7 +213,7 @@ def test_a_failed_rebuild_leaves_the_dataset_readable(ray_local, tmp_path, monke
         raise ConnectionError("cluster unreachable")
 
     with monkeypatch.context() as m:
-        m.setattr(runner, "build_plan", cluster_gone)
+        m.setattr(runner, "read", cluster_gone)
         with pytest.raises(ConnectionError):
             runner.run(rebuild, input_uri=str(data), output_uri=str(ds), storage=st)
     assert committed(ds).equals(before) and [c["run_id"] for c in ledger.commits(str(ds))] == [first["run_id"]]

@@ -186,10 +186,10 @@ def test_recording_is_a_no_op_without_ray_or_labels():
     code = textwrap.dedent(
         """
         import ray
-        from dataengine.ops import ROW_OPS
-        from dataengine.ops.base import OpBatches
+        from dataengine.ops import REGISTRY, RunContext
+        from dataengine.ops.base import Worker
         from dataengine.records import to_table, new_row
-        op = OpBatches(ROW_OPS["text"], {"op": "text"}, labels={"pipeline": "p", "run": "r", "stage": "text"})
+        op = Worker(REGISTRY["text"], {"op": "text"}, RunContext("r", "p", "/tmp/unused", "/tmp/unused"))
         out = op(to_table([new_row(id="a", caption="ab"), new_row(id="b", caption="A long enough caption.")]))
         assert out.column("reason").to_pylist() == ["caption_too_short", None]
         assert not ray.is_initialized()

@@ -123,7 +123,7 @@ def test_overwrite_keeps_the_committed_run_until_the_new_one_commits(ray_local, 
         raise ConnectionError("cluster unreachable")
 
     with monkeypatch.context() as m:
-        m.setattr(runner, "build_plan", cluster_gone)
+        m.setattr(runner, "read", cluster_gone)
         with pytest.raises(ConnectionError):
             runner.run(rebuild, input_uri=str(tmp_path / "data"), output_uri=str(out), storage=st)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -17,7 +17,7 @@ from PIL import Image
 from rich.console import Console
 
 from dataengine import sample_data
-from dataengine.ops import ROW_OPS
+from dataengine.ops import REGISTRY, RowStage
 from dataengine.readers import plan_tasks, read_task
 from dataengine.records import Reject, is_rejected, reject
 from dataengine.sample_data import DEFECTS, build, ensure
@@ -118,7 +118,8 @@ def test_defects_get_the_documented_reasons_from_the_demo_stages(demo):
     """Run the demo pipeline's row stages in-process, then its image+text dedup rule, on the whole dataset."""
     root, _ = demo
     spec = yaml.safe_load(PIPELINE.read_text())
-    ops = [ROW_OPS[s["op"]](ROW_OPS[s["op"]].Config(**s)) for s in spec["stages"] if s["op"] in ROW_OPS]
+    row_stages = {op: stage for op, stage in REGISTRY.items() if issubclass(stage, RowStage)}
+    ops = [row_stages[s["op"]](row_stages[s["op"]].Config(**s)) for s in spec["stages"] if s["op"] in row_stages]
     threshold = next(s.get("hamming_threshold", 4) for s in spec["stages"] if s["op"] == "dedup")
     rows = []
     for task in plan_tasks(str(root)):

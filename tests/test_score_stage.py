@@ -219,7 +219,8 @@ def test_serve_scorer_needs_its_api_key(ray_local, dataset, tmp_path, monkeypatc
     the server refuses to start."""
     from ray import serve
 
-    from dataengine.ops.score import ScoreBatches
+    from dataengine.ops.base import RunContext
+    from dataengine.ops.score import Score, ScoreConfig
     from dataengine.scorer import serve as scorer_serve
     from dataengine.scorer.model import resolve_model
     from dataengine.tiling import tile_encoded
@@ -241,11 +242,18 @@ def test_serve_scorer_needs_its_api_key(ray_local, dataset, tmp_path, monkeypatc
         assert status == 200 and answer["match_en"] is not None
         config = {"model": "tiny-test", "backend": "endpoint", "endpoint": base, "api_key_env": "SCORER_TEST_KEY"}
         item = {"tiles": tiles, "texts": {"en": en, "zh": None}}
+        ctx = RunContext("score-test", "t", str(tmp_path), str(dataset / "storage"), metrics=False)
+
+        def endpoint_stage() -> Score:
+            stage = Score(ScoreConfig(**config), ctx)
+            stage.setup()
+            return stage
+
         monkeypatch.setenv("SCORER_TEST_KEY", key)
-        (scores,) = ScoreBatches(config, str(tmp_path), str(dataset / "storage"))._score([item])
+        (scores,) = endpoint_stage()._score([item])
         assert scores["match_en"] == pytest.approx(answer["match_en"], abs=1e-5)
         monkeypatch.delenv("SCORER_TEST_KEY")
-        (refused,) = ScoreBatches(config, str(tmp_path), str(dataset / "storage"))._score([item])
+        (refused,) = endpoint_stage()._score([item])
         assert isinstance(refused, RuntimeError) and "HTTP 401" in str(refused)
     finally:
         serve.shutdown()

@@ -1,15 +1,43 @@
-"""Ops (stages) by name: row ops run as Ray Data map_batches; dedup, translate, tile, score and export run
-after the inputs are materialised and counted (filter is a row op that comes after score)."""
+"""The stages, by op name: what a pipeline's `stages:` list names. A new stage is one file in this package and
+one line here (`docs/stages.md` shows a whole example)."""
 
-from dataengine.ops.base import Op, StageConfig
-from dataengine.ops.dedup import DedupConfig
-from dataengine.ops.export import ExportConfig
+from dataengine.ops.base import BatchStage, DatasetStage, RowStage, RunContext, SignatureStage, Stage, StageConfig
+from dataengine.ops.blocklist import Blocklist
+from dataengine.ops.dedup import Dedup
+from dataengine.ops.export import Export
 from dataengine.ops.filter import ScoreFilter
 from dataengine.ops.image import ImageCheck
 from dataengine.ops.language import LanguageRoute
 from dataengine.ops.resolve import Resolve
+from dataengine.ops.score import Score
 from dataengine.ops.text import TextClean
+from dataengine.ops.tile import Tile
+from dataengine.ops.translate import Translate
 
-ROW_OPS: dict[str, type[Op]] = {op.name: op for op in (Resolve, ImageCheck, TextClean, LanguageRoute, ScoreFilter)}
+REGISTRY: dict[str, type[Stage]] = {
+    stage.name: stage
+    for stage in (
+        Resolve,
+        ImageCheck,
+        TextClean,
+        Blocklist,
+        LanguageRoute,
+        Dedup,
+        Translate,
+        Tile,
+        Score,
+        ScoreFilter,
+        Export,
+    )
+}
 
-__all__ = ["ROW_OPS", "DedupConfig", "ExportConfig", "Op", "StageConfig"]
+__all__ = [
+    "REGISTRY",
+    "BatchStage",
+    "DatasetStage",
+    "RowStage",
+    "RunContext",
+    "SignatureStage",
+    "Stage",
+    "StageConfig",
+]

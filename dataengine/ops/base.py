@@ -1,22 +1,39 @@
-"""The stage contract: a small op with a pydantic config declaring its resources, batch size and compute.
+"""The stage contract. A stage is a pydantic config (settings, resources, compute, the stages it `needs`) and a
+class of one of three kinds:
 
-An op turns one working row into one working row; it rejects by raising `Reject`. The runner applies it to
-Ray Data batches, passes already-rejected rows through untouched, and turns an unexpected exception into an
-`internal_error` reject for that row only (never a dropped batch, never a crashed run).
+- `RowStage`: one row in, one row out (`process(row)`; it rejects a row by raising `Reject`);
+- `BatchStage`: `setup()` once per worker (load a model, open a client), then `process_batch(rows)` on the
+  batch's live rows (models, shard writers);
+- `DatasetStage`: sees the whole run (`run(ds, ctx)`): dedup, a top-fraction cut, export. One that decides from
+  the whole run (`SignatureStage`) spills the stream to the run's `_work/` once, reads back only its compact
+  signature columns to `decide`, then streams the spilled rows again through `apply`, block by block.
+
+`Worker` runs every row and batch stage the same way on Ray Data: rows rejected upstream pass through untouched,
+an unexpected exception rejects its row only (`internal_error`), and each batch's counts and latency go to the
+stage's metrics. The runner is a loop over the stages (`attach`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.metrics import StageMetrics
+from dataengine import stage_stats
+from dataengine.ids import run_token
+from dataengine.metrics import StageMetrics, stage_labels
 from dataengine.records import Reject, is_rejected, reject, to_table
+from dataengine.stage_stats import named
+from dataengine.storage import join
+
+Kind = Literal["row", "batch", "dataset"]
 
 
 class Strict(BaseModel):
@@ -42,12 +59,23 @@ class Compute(Strict):
 
 
 class StageConfig(Strict):
-    """Fields every stage has; each op subclasses this with its own settings and an `op` literal."""
+    """Fields every stage has; each stage subclasses this with its own settings and an `op` literal. Class
+    attributes: `needs` (ops that must come earlier: their columns are read) and `actors_only` (the stage holds
+    a model or client per worker, so it runs on an actor pool)."""
+
+    needs: ClassVar[frozenset[str]] = frozenset()
+    actors_only: ClassVar[bool] = False
 
     op: str
     batch_size: int = Field(64, ge=1)
     resources: Resources = Resources()
     compute: Compute = Compute()
+
+    def stage_class(self) -> type[Stage]:
+        """The class that runs this config: the registered one for its op (a config may choose by its settings)."""
+        from dataengine.ops import REGISTRY
+
+        return REGISTRY[self.op]
 
     def ray_args(self) -> dict[str, Any]:
         """Keyword arguments for `Dataset.map_batches` from the declared resources and compute."""
@@ -73,22 +101,84 @@ class StageConfig(Strict):
             )
         return args
 
+    def task_args(self) -> dict[str, Any]:
+        """The declared resources (num_cpus, num_gpus, memory, custom) for a dataset stage's own Ray tasks."""
+        return {k: v for k, v in self.ray_args().items() if k not in ("batch_size", "compute")}
 
-class Op(ABC):
-    """One job on one row. Subclasses set `name` and `Config`, and implement `process`."""
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage of one run may need: which run, where it writes, the data root, its metric labels.
+    Small and picklable: Ray sends it to every task and actor."""
+
+    run_id: str
+    pipeline: str
+    output: str  # the run's folder: samples/, rejects/, tiles/, _work/<run token>/
+    storage: str  # the data root: models, caches
+    metrics: bool = True
+    prior: tuple[str, ...] = ()  # an incremental dataset's committed samples files (dedup checks against them)
+    stats: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)  # spilled segments'
+
+    SAMPLES: ClassVar[str] = "samples"
+    REJECTS: ClassVar[str] = "rejects"
+    TILES: ClassVar[str] = "tiles"
+    WORK: ClassVar[str] = "_work"
+
+    @property
+    def token(self) -> str:
+        return run_token(self.run_id)
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        """{pipeline, run}: every metric's labels (None records none)."""
+        return {"pipeline": self.pipeline, "run": self.run_id} if self.metrics else None
+
+    def stage_labels(self, stage: str) -> dict[str, str] | None:
+        return stage_labels(self.labels, stage)
+
+    def path(self, *parts: str) -> str:
+        """A path inside the run's folder."""
+        return join(self.output, *parts)
+
+    @property
+    def work(self) -> str:
+        """This run's scratch folder (deleted when the run ends; never read by anyone else)."""
+        return join(self.output, self.WORK, self.token)
+
+
+class Stage(ABC):
+    """Base of the three kinds; `name` is the op name (the rejects table's `stage`)."""
 
     name: ClassVar[str]
+    kind: ClassVar[Kind]
     Config: ClassVar[type[StageConfig]]
 
-    def __init__(self, config: StageConfig):
+    def __init__(self, config: StageConfig, ctx: RunContext | None = None):
         self.config = config
+        self.ctx = ctx
+
+    @classmethod
+    def attach(cls, ds: Any, config: StageConfig, ctx: RunContext) -> Any:
+        """This stage appended to the Ray Dataset `ds` (lazily: nothing runs until the run is consumed)."""
+        return _map(ds, cls, config, ctx)
+
+    @classmethod
+    def finish(cls, config: StageConfig, ctx: RunContext, samples: list[str]) -> dict[str, Any]:
+        """After export, before the accounting check: tidy what the stage wrote beside the samples (`samples`:
+        the run's samples files). Returns what the manifest records of it ({} for most stages)."""
+        return {}
+
+
+class RowStage(Stage):
+    """One job on one row: `process` returns the row with this stage's columns set, or raises `Reject`."""
+
+    kind = "row"
 
     @abstractmethod
-    def process(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Return the row with this op's columns set, or raise `Reject`."""
+    def process(self, row: dict[str, Any]) -> dict[str, Any]: ...
 
     def apply(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Process one row with per-row error isolation."""
+        """`process` with the contract around it: rejected rows pass, an exception rejects this row only."""
         if is_rejected(row):
             return row
         try:
@@ -96,24 +186,137 @@ class Op(ABC):
         except Reject as exc:
             return reject(row, self.name, exc.reason, exc.detail)
         except Exception as exc:  # a bug or library failure on one hostile record must not sink the batch
-            last = traceback.extract_tb(exc.__traceback__)[-1]
-            detail = f"{type(exc).__name__}: {exc} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
-            return reject(row, self.name, "internal_error", detail[:500])
+            return reject(row, self.name, "internal_error", _where(exc))
 
-    def apply_table(self, batch: pa.Table) -> pa.Table:
-        return to_table([self.apply(row) for row in batch.to_pylist()])
+    def run_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.apply(r) for r in rows]
 
 
-class OpBatches:
-    """Ray Data callable (task function or actor class) that builds the op once per worker; records the stage's
-    metrics (rows in/out, rejects by reason, batch latency) when given labels."""
+class BatchStage(Stage):
+    """Work done a batch at a time with state built once per worker: `setup` (a model, a client), then
+    `process_batch` on the live rows of each batch (rejected ones never reach it), returning them in order."""
 
-    def __init__(self, op_cls: type[Op], config: dict[str, Any], labels: dict[str, str] | None = None):
-        self.op = op_cls(op_cls.Config.model_validate(config))
-        self.metrics = StageMetrics(labels)
+    kind = "batch"
+
+    def setup(self) -> None:
+        """Build what every batch shares; runs once per worker process or actor."""
+
+    @abstractmethod
+    def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    def run_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        passed = [is_rejected(r) for r in rows]  # before processing: a stage may reject rows in place
+        live = [r for r, p in zip(rows, passed, strict=True) if not p]
+        try:
+            done = iter(self.process_batch(live) if live else [])
+        except Exception:  # find the row that broke it: each alone, so one bad row rejects itself only
+            done = iter([self._alone(r) for r in live])
+        return [r if p else next(done) for r, p in zip(rows, passed, strict=True)]
+
+    def _alone(self, row: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.process_batch([row])[0]
+        except Reject as exc:
+            return reject(row, self.name, exc.reason, exc.detail)
+        except Exception as exc:
+            return reject(row, self.name, "internal_error", _where(exc))
+
+
+class DatasetStage(Stage):
+    """A stage over the whole run: `attach` returns the transformed Ray Dataset."""
+
+    kind = "dataset"
+
+    @classmethod
+    @abstractmethod
+    def attach(cls, ds: Any, config: StageConfig, ctx: RunContext) -> Any: ...
+
+
+class SignatureStage(DatasetStage):
+    """A dataset stage that decides from compact per-row signatures. The stream is written once to
+    `_work/<token>/<stage>/` (Parquet, streaming: nothing of it stays in memory or the object store), the
+    `signature` columns are read back for `decide` (tens of bytes a row), and the spilled rows stream again
+    through `apply(batch, decision)` block by block. Memory: the decision, never the rows."""
+
+    signature: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    @abstractmethod
+    def decide(cls, signatures: Any, config: StageConfig, ctx: RunContext) -> Any:
+        """Everything `apply` needs, from the run's signatures (a Ray Dataset of the signature columns)."""
+
+    @staticmethod
+    @abstractmethod
+    def apply(batch: pa.Table, decision: Any, config: StageConfig, ctx: RunContext) -> pa.Table:
+        """One block of spilled rows with the decision applied (rows rejected upstream untouched)."""
+
+    @classmethod
+    def attach(cls, ds: Any, config: StageConfig, ctx: RunContext) -> Any:
+        import ray
+
+        spill = join(ctx.work, cls.name)
+        ds.write_parquet(spill)
+        ctx.stats.extend(stage_stats.of_dataset(ds))  # the segment that ends here, for the manifest
+        decision = cls.decide(ray.data.read_parquet(spill).select_columns(list(cls.signature)), config, ctx)
+        rows = ray.data.read_parquet(spill)
+        fn = partial(_apply_decision, stage=cls, decision=decision, config=config.model_dump(), ctx=ctx)
+        return rows.map_batches(named(fn, cls.name), batch_format="pyarrow", **config.task_args())
+
+
+def _apply_decision(batch: pa.Table, stage: type[SignatureStage], decision: Any, config: dict, ctx: RunContext):
+    started = time.perf_counter()
+    out = stage.apply(batch, decision, stage_config(stage, config), ctx)
+    StageMetrics(ctx.stage_labels(stage.name)).batch(batch, out, time.perf_counter() - started)
+    return out
+
+
+def stage_config(stage: type[Stage], config: dict[str, Any]) -> StageConfig:
+    return stage.Config.model_validate(config)
+
+
+def _where(exc: Exception) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__}: {exc} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"[:500]
+
+
+class Worker:
+    """Ray Data callable for one row or batch stage (an actor class, or per task process through `_task`):
+    builds the stage and runs its `setup` once, then applies the contract to every batch and records the
+    stage's metrics (rows in/out, rejects by reason, latency)."""
+
+    def __init__(self, stage: type[Stage], config: dict[str, Any], ctx: RunContext):
+        self.stage = stage(stage_config(stage, config), ctx)
+        if isinstance(self.stage, BatchStage):
+            self.stage.setup()
+        self.metrics = StageMetrics(ctx.stage_labels(stage.name))
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         started = time.perf_counter()
-        out = self.op.apply_table(batch)
+        out = to_table(self.stage.run_rows(batch.to_pylist()))  # type: ignore[attr-defined]
         self.metrics.batch(batch, out, time.perf_counter() - started)
         return out
+
+
+_workers: dict[str, Worker] = {}
+
+
+def _task(batch: pa.Table, stage: type[Stage], config: dict[str, Any], ctx: RunContext) -> pa.Table:
+    """Task-mode UDF: one Worker per (stage, config, run) and process, built on its first batch."""
+    key = json.dumps([stage.name, config, ctx.run_id, ctx.output], sort_keys=True, default=str)
+    if key not in _workers:
+        if len(_workers) >= 64:  # a long-lived worker process serving many runs
+            _workers.clear()
+        _workers[key] = Worker(stage, config, ctx)
+    return _workers[key](batch)
+
+
+def _map(ds: Any, stage: type[Stage], config: StageConfig, ctx: RunContext) -> Any:
+    """A row or batch stage as one map_batches, on tasks or an actor pool as its config declares."""
+    data = config.model_dump()
+    if config.compute.kind == "actors":
+        return ds.map_batches(
+            named(Worker, stage.name), fn_constructor_args=(stage, data, ctx), batch_format="pyarrow",
+            **config.ray_args(),
+        )  # fmt: skip
+    fn = partial(_task, stage=stage, config=data, ctx=ctx)
+    return ds.map_batches(named(fn, stage.name), batch_format="pyarrow", **config.ray_args())

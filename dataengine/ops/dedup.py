@@ -6,7 +6,8 @@
    within the threshold share a band, so only members of a (band, value) bucket are compared. Candidate pairs
    within the threshold become edges; connected components (union-find over edges only, a small set) pick one
    survivor each by the same rule.
-3. Every non-survivor is joined back to the run's rows as a `dedup` reject naming its final survivor.
+3. Every non-survivor becomes a `dedup` reject naming its final survivor: the rows were spilled to the run's
+   `_work/` before the decision (a signature stage, `ops.base.SignatureStage`) and are marked block by block.
 
 Dedup's own tasks (key extraction, group picks, band edges, the final marking) run with the stage's declared
 `resources` (CPUs, GPUs, memory, custom resources), so a cluster can place them; the shuffles' aggregators are
@@ -15,7 +16,6 @@ sized and placed by Ray Data.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Literal
 
 import numpy as np
@@ -23,10 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dataengine.metrics import StageMetrics, stage_labels
-from dataengine.ops.base import StageConfig
+from dataengine.ops.base import RunContext, SignatureStage, StageConfig
 from dataengine.ops.text import text_key
-from dataengine.stage_stats import named
 
 STAGE = "dedup"
 KEY_COLS = ["id", "pixel_hash", "phash", "text_key", "width", "height"]
@@ -61,6 +59,8 @@ DUP_SCHEMA = pa.schema(
 
 
 class DedupConfig(StageConfig):
+    needs = frozenset({"image"})
+
     op: Literal["dedup"] = "dedup"
     key: Literal["image", "image+text"] = Field(
         "image", description="image: web pairs; image+text: several captions/questions per image stay distinct"
@@ -230,42 +230,56 @@ def dup_rows(batch: pa.Table, near: dict[str, tuple[str, int]]) -> pa.Table:
     return pa.Table.from_pylist(out, schema=DUP_SCHEMA)
 
 
-def apply_dups(batch: pa.Table, labels: dict[str, str] | None = None) -> pa.Table:
-    """Joined rows -> working rows with dedup rejects filled in and the join columns dropped."""
-    started, received = time.perf_counter(), batch
-    for name in ("dup_of", "dup_reason", "dup_detail"):  # a partition with no right-side rows lacks them
-        if name not in batch.column_names:
-            batch = batch.append_column(name, pa.nulls(len(batch), pa.string()))
-    is_dup = pc.is_valid(batch.column("dup_reason"))
+class Dedup(SignatureStage):
+    """Exact and near duplicates over the whole run, decided from compact signatures (ids, hashes, image area);
+    the decision is the table of duplicates (one row per rejected sample), applied to each block by id."""
+
+    name = STAGE
+    Config = DedupConfig
+    signature = ("id", "reason", *KEY_COLS[1:])
+
+    @classmethod
+    def decide(cls, signatures: Any, config: StageConfig, ctx: RunContext) -> pa.Table:
+        return duplicates(signatures, config, list(ctx.prior))  # type: ignore[arg-type]
+
+    @staticmethod
+    def apply(batch: pa.Table, decision: Any, config: StageConfig, ctx: RunContext) -> pa.Table:
+        return mark_duplicates(batch, decision)
+
+
+def mark_duplicates(batch: pa.Table, dups: pa.Table) -> pa.Table:
+    """Working rows -> the same rows, those in `dups` rejected as duplicates naming their survivor."""
+    at = pc.index_in(batch.column("id"), value_set=dups.column("id"))
+    is_dup = pc.is_valid(at)
+    if not pc.any(is_dup).as_py():
+        return batch
     cols = {
         "stage": pc.if_else(is_dup, pa.scalar(STAGE), batch.column("stage")),
-        "reason": pc.if_else(is_dup, batch.column("dup_reason"), batch.column("reason")),
-        "detail": pc.if_else(is_dup, batch.column("dup_detail"), batch.column("detail")),
-        "duplicate_of": pc.if_else(is_dup, batch.column("dup_of"), batch.column("duplicate_of")),
+        "reason": pc.if_else(is_dup, pc.take(dups.column("dup_reason"), at), batch.column("reason")),
+        "detail": pc.if_else(is_dup, pc.take(dups.column("dup_detail"), at), batch.column("detail")),
+        "duplicate_of": pc.if_else(is_dup, pc.take(dups.column("dup_of"), at), batch.column("duplicate_of")),
     }
     for name, col in cols.items():
         batch = batch.set_column(batch.schema.get_field_index(name), name, col)
-    out = batch.drop_columns(["dup_of", "dup_reason", "dup_detail"])
-    StageMetrics(labels).batch(received, out, time.perf_counter() - started)
-    return out
+    return batch
 
 
 def remote_args(cfg: DedupConfig) -> dict[str, Any]:
     """The stage's declared resources (num_cpus, num_gpus, memory, custom) for each of dedup's own tasks."""
-    return {k: v for k, v in cfg.ray_args().items() if k not in ("batch_size", "compute")}
+    return cfg.task_args()
 
 
-def dedup(ds: Any, cfg: DedupConfig, labels: dict[str, str] | None = None, prior: list[str] | None = None) -> Any:
-    """Ray Dataset of working rows -> the same rows with duplicates marked as rejects (stage `dedup`).
-    `labels` ({pipeline, run}) tag the stage's metrics, recorded when it found duplicates; None records none.
-    `prior`: samples files an incremental dataset committed before; this run's duplicates of them are rejected
-    (the committed sample always survives: it is exported already)."""
+def duplicates(signatures: Any, cfg: DedupConfig, prior: list[str] | None = None) -> pa.Table:
+    """The run's duplicates: one row (id, dup_of, dup_reason, dup_detail) per sample to reject. `signatures`: a
+    Ray Dataset of the signature columns; `prior`: samples files an incremental dataset committed before, whose
+    samples always survive (they are exported already). Memory: the duplicates table and the near-duplicate
+    edges on the driver (tens of bytes each); the rows never leave the spill."""
     import ray
 
     if not (cfg.exact or cfg.near):
-        return ds
+        return DUP_SCHEMA.empty_table()
     res = remote_args(cfg)
-    keys = ds.map_batches(keys_of, fn_kwargs={"key": cfg.key}, batch_format="pyarrow", **res)
+    keys = signatures.map_batches(keys_of, fn_kwargs={"key": cfg.key}, batch_format="pyarrow", **res)
     if prior:
         cols = ["id", "pixel_hash", "phash", "width", "height", "caption", "conversations"]
         earlier = (
@@ -293,9 +307,6 @@ def dedup(ds: Any, cfg: DedupConfig, labels: dict[str, str] | None = None, prior
             bucket_edges, fn_kwargs=threshold, batch_format="pyarrow", **res
         )
         near = near_survivors(edges.take_all())
-    dups = exact.map_batches(dup_rows, fn_kwargs={"near": near}, batch_format="pyarrow", **res).materialize()
-    if dups.count() == 0:
-        return ds
-    joined = ds.join(dups, join_type="left_outer", num_partitions=cfg.num_partitions, on=("id",))
-    tags = {"labels": stage_labels(labels, STAGE)}
-    return joined.map_batches(named(apply_dups, STAGE), fn_kwargs=tags, batch_format="pyarrow", **res)
+    dups = exact.map_batches(dup_rows, fn_kwargs={"near": near}, batch_format="pyarrow", **res)
+    parts = [t for t in dups.iter_batches(batch_format="pyarrow", batch_size=None) if len(t)]
+    return pa.concat_tables(parts).combine_chunks() if parts else DUP_SCHEMA.empty_table()

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dataengine import schema, stage_stats
+from dataengine import schema
 from dataengine.ids import content_hash, run_token
-from dataengine.metrics import StageMetrics, stage_labels
-from dataengine.ops.base import StageConfig
+from dataengine.metrics import StageMetrics
+from dataengine.ops.base import DatasetStage, RunContext, StageConfig
 from dataengine.stage_stats import named
 from dataengine.storage import join, write_parquet_atomic
 
@@ -25,6 +25,8 @@ RESULT_SCHEMA = pa.schema([("table", pa.string()), ("file", pa.string()), ("rows
 
 
 class ExportConfig(StageConfig):
+    needs = frozenset({"image"})
+
     op: Literal["export"] = "export"
     batch_size: int = Field(500, ge=1, description="rows per Parquet file (at most)")
     images: Literal["embed", "reference"] = Field(
@@ -76,29 +78,24 @@ def write_parts(
     return pa.Table.from_pylist(results, schema=RESULT_SCHEMA)
 
 
-def export(
-    ds: Any,
-    cfg: ExportConfig,
-    output: str,
-    run_id: str,
-    labels: dict[str, str] | None = None,
-    stats: list[dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
-    """Run the writes on Ray and return the list of files written (table, file, rows). `labels` ({pipeline,
-    run}) tag the stage's metrics (dataengine.metrics); None records none. `stats`, if given, receives the
-    whole plan's per-stage throughput (dataengine.stage_stats)."""
-    written = ds.map_batches(
-        named(write_parts, cfg.op),
-        fn_kwargs={
-            "output": output,
-            "run_id": run_id,
-            "images": cfg.images,
-            "labels": stage_labels(labels, cfg.op),
-        },
-        batch_format="pyarrow",
-        **cfg.ray_args(),
-    )
-    files = sorted(written.take_all(), key=lambda r: (r["table"], r["file"]))
-    if stats is not None:
-        stats.extend(stage_stats.of_dataset(written, sum(f["rows"] for f in files)))
-    return files
+class Export(DatasetStage):
+    """The run's sink: each block becomes at most one samples and one rejects file; the stage's dataset is the
+    list of files written (one small row per file), which the runner consumes to execute the run."""
+
+    name = "export"
+    Config = ExportConfig
+
+    @classmethod
+    def attach(cls, ds: Any, config: StageConfig, ctx: RunContext) -> Any:
+        cfg: ExportConfig = config  # type: ignore[assignment]
+        return ds.map_batches(
+            named(write_parts, cls.name),
+            fn_kwargs={
+                "output": ctx.output,
+                "run_id": ctx.run_id,
+                "images": cfg.images,
+                "labels": ctx.stage_labels(cls.name),
+            },
+            batch_format="pyarrow",
+            **cfg.ray_args(),
+        )

@@ -2,23 +2,27 @@
 
 Policies (any combination): absolute thresholds on match/log-likelihood per language, a limit on
 translation drift (match_en - match_zh), and keep-the-top-fraction by a score (DataComp style). The top
-fraction needs every score first: the runner materialises the scored samples, computes the cut-off over the
-surviving ones and passes it in as `cutoff`.
+fraction needs every score first, so with it the stage is a signature stage (`TopFraction`): the scored rows
+are spilled once, the cut-off is computed over the surviving samples' scores (the signature: three numbers a
+row, gathered on the driver), and the spilled rows stream through the filter with it.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+import pyarrow as pa
 from pydantic import Field, model_validator
 
-from dataengine.ops.base import Op, StageConfig
-from dataengine.records import Reject
+from dataengine.ops.base import RowStage, RunContext, SignatureStage, Stage, StageConfig
+from dataengine.records import Reject, to_table
 
 STAGE = "filter"
 
 
 class FilterConfig(StageConfig):
+    needs = frozenset({"score"})
+
     op: Literal["filter"] = "filter"
     min_match_en: float | None = Field(None, ge=0, le=1)
     min_match_zh: float | None = Field(None, ge=0, le=1)
@@ -28,7 +32,7 @@ class FilterConfig(StageConfig):
     keep_top_fraction: float | None = Field(None, gt=0, le=1, description="keep this fraction, best first")
     top_by: Literal["match_en", "match_zh", "match_min", "match_mean"] = "match_mean"
     missing: Literal["keep", "reject"] = Field("keep", description="a sample lacking the score a rule needs")
-    cutoff: float | None = Field(None, description="set by the runner from keep_top_fraction; not for YAML")
+    cutoff: float | None = Field(None, description="computed from keep_top_fraction; not for YAML")
 
     @model_validator(mode="after")
     def _some_rule(self) -> FilterConfig:
@@ -36,6 +40,9 @@ class FilterConfig(StageConfig):
         if all(r is None for r in rules) and self.keep_top_fraction is None:
             raise ValueError("filter: set at least one rule (min_*, max_drift or keep_top_fraction)")
         return self
+
+    def stage_class(self) -> type[Stage]:
+        return TopFraction if self.keep_top_fraction is not None and self.cutoff is None else ScoreFilter
 
 
 def top_value(row: dict[str, Any], by: str) -> float | None:
@@ -54,7 +61,7 @@ def _fmt(row: dict[str, Any]) -> str:
     return ", ".join(f"{k}={row[k]:.4f}" for k in keys if row.get(k) is not None)
 
 
-class ScoreFilter(Op):
+class ScoreFilter(RowStage):
     """Reject by the first rule a sample breaks; reason names the rule, detail gives the numbers."""
 
     name = STAGE
@@ -82,8 +89,26 @@ class ScoreFilter(Op):
         return row
 
 
+class TopFraction(SignatureStage):
+    """`filter` with `keep_top_fraction`: the cut-off from every surviving sample's score, then the filter."""
+
+    name = STAGE
+    Config = FilterConfig
+    signature = ("reason", "match_en", "match_zh")
+
+    @classmethod
+    def decide(cls, signatures: Any, config: StageConfig, ctx: RunContext) -> float | None:
+        return top_cutoff(signatures, config)  # type: ignore[arg-type]
+
+    @staticmethod
+    def apply(batch: pa.Table, decision: Any, config: StageConfig, ctx: RunContext) -> pa.Table:
+        cut = ScoreFilter(config.model_copy(update={"cutoff": decision}), ctx)
+        return to_table(cut.run_rows(batch.to_pylist()))
+
+
 def top_cutoff(ds: Any, cfg: FilterConfig) -> float | None:
-    """The score at which the best `keep_top_fraction` of the surviving scored samples starts."""
+    """The score at which the best `keep_top_fraction` of the surviving scored samples starts. Memory: one float
+    per surviving sample, on the driver."""
     import numpy as np
 
     values = []

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import Field
 
 from dataengine.ids import content_hash
-from dataengine.ops.base import Op, StageConfig
+from dataengine.ops.base import RowStage, StageConfig
 from dataengine.records import Reject
 
 LOSSLESS = {"PNG", "GIF", "BMP", "TIFF"}
@@ -23,6 +23,8 @@ WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 
 
 class ImageConfig(StageConfig):
+    needs = frozenset({"resolve"})
+
     op: Literal["image"] = "image"
     min_side: int = Field(32, ge=1, description="reject images whose shorter side is smaller (pixels)")
     max_pixels: int = Field(50_000_000, ge=1, description="reject larger images from the header, before decoding")
@@ -51,7 +53,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-class ImageCheck(Op):
+class ImageCheck(RowStage):
     name = "image"
     Config = ImageConfig
 

@@ -18,7 +18,7 @@ from langdetect import DetectorFactory, detect_langs
 from langdetect.lang_detect_exception import LangDetectException
 from pydantic import Field
 
-from dataengine.ops.base import Op, StageConfig
+from dataengine.ops.base import RowStage, StageConfig
 from dataengine.records import Reject
 
 DetectorFactory.seed = 0
@@ -36,6 +36,8 @@ RIVALS = ("es", "fr", "de", "it", "pt", "nl", "id")
 
 
 class LanguageConfig(StageConfig):
+    needs = frozenset({"text"})
+
     op: Literal["language"] = "language"
     keep: list[str] = Field(default_factory=lambda: ["en", "zh"], description="languages accepted downstream")
     cjk_share: float = Field(0.3, ge=0, le=1, description="Han share of letters at which text counts as Chinese")
@@ -109,7 +111,7 @@ def english_share(text: str) -> float:
     return sum(w in ENGLISH_FUNCTION_WORDS for w in words) / len(words) if words else 0.0
 
 
-class LanguageRoute(Op):
+class LanguageRoute(RowStage):
     name = "language"
     Config = LanguageConfig
 

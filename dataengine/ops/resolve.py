@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pyarrow.fs as pafs
 from pydantic import Field
 
-from dataengine.ops.base import Op, StageConfig
+from dataengine.ops.base import RowStage, StageConfig
 from dataengine.records import Reject
 from dataengine.storage import is_remote, resolve
 
@@ -23,7 +23,7 @@ class ResolveConfig(StageConfig):
     max_bytes: int = Field(64 * 1024 * 1024, ge=1, description="largest image file accepted, in bytes")
 
 
-class Resolve(Op):
+class Resolve(RowStage):
     name = "resolve"
     Config = ResolveConfig
 

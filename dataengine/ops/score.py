@@ -18,13 +18,12 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
 from dataengine.metrics import StageMetrics
-from dataengine.ops.base import Compute, StageConfig
-from dataengine.records import reject, to_table
+from dataengine.ops.base import BatchStage, Compute, StageConfig
+from dataengine.records import reject
 from dataengine.scorer.examples import texts_of
 from dataengine.scorer.scoring import SCORE_COLUMNS
 from dataengine.storage import join, resolve
@@ -33,6 +32,9 @@ STAGE = "score"
 
 
 class ScoreConfig(StageConfig):
+    needs = frozenset({"tile"})  # reads the tiles the tile stage wrote
+    actors_only = True  # a model or client per worker
+
     op: Literal["score"] = "score"
     model: str = Field(description="NAME[:VERSION] under storage/models, or a local InternVL -hf checkpoint folder")
     backend: Literal["actors", "endpoint"] = Field("actors", description="in-process actors or a scorer server")
@@ -49,13 +51,17 @@ class ScoreConfig(StageConfig):
     compute: Compute = Compute(kind="actors", size=1)
 
 
-class ScoreBatches:
-    """Ray Data actor: loads the scorer (or connects to the endpoint) once, then scores batches of rows."""
+class Score(BatchStage):
+    """Loads the scorer (or connects to the endpoint) once per actor, then scores batches of rows."""
 
-    def __init__(self, config: dict[str, Any], output: str, storage: str, labels: dict[str, str] | None = None):
-        self.cfg = ScoreConfig.model_validate(config)
-        self.output = output
-        self.metrics = StageMetrics(labels)
+    name = STAGE
+    Config = ScoreConfig
+
+    def setup(self) -> None:
+        assert self.ctx is not None, "the score stage reads the tiles of a run's folder"
+        self.cfg: ScoreConfig = self.config  # type: ignore[assignment]
+        self.output, storage = self.ctx.output, self.ctx.storage
+        self.metrics = StageMetrics(self.ctx.stage_labels(self.name))
         self._shards: OrderedDict[str, dict[str, list[bytes]]] = OrderedDict()
         if self.cfg.backend == "endpoint":
             self.api_key = os.environ.get(self.cfg.api_key_env) if self.cfg.api_key_env else None
@@ -131,18 +137,9 @@ class ScoreBatches:
 
         return self.scorer.score_each([as_item(it) for it in items])  # a failing sample fails alone
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        started = time.perf_counter()
-        out = self._score_batch(batch)
-        self.metrics.batch(batch, out, time.perf_counter() - started)
-        return out
-
-    def _score_batch(self, batch: pa.Table) -> pa.Table:
-        rows = batch.to_pylist()
+    def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         todo, items = [], []
         for row in rows:
-            if row["reason"] is not None:
-                continue
             try:
                 tiles = self._tiles(row["tile_shard"])[row["id"]]
             except Exception as exc:
@@ -160,4 +157,4 @@ class ScoreBatches:
                 continue
             row.update({k: result.get(k) for k in SCORE_COLUMNS})
             row["scorer_model"] = self.label
-        return to_table(rows)
+        return rows

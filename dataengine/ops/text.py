@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 
 from dataengine.ids import content_hash
-from dataengine.ops.base import Op, StageConfig
+from dataengine.ops.base import RowStage, StageConfig
 from dataengine.records import Reject
 
 HTML_OPEN = re.compile(r"<(script|style)\b[^<>]{0,2000}>", re.I)  # bounded, so no run of opens goes quadratic
@@ -111,7 +111,7 @@ def text_key(texts: list[str]) -> str:
     return content_hash(norm.encode(), 8)
 
 
-class TextClean(Op):
+class TextClean(RowStage):
     name = "text"
     Config = TextConfig
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -19,8 +18,8 @@ from pydantic import Field, model_validator
 from dataengine import schema
 from dataengine.ids import content_hash, run_token
 from dataengine.metrics import StageMetrics
-from dataengine.ops.base import StageConfig
-from dataengine.records import reject, to_table
+from dataengine.ops.base import BatchStage, RunContext, StageConfig
+from dataengine.records import reject
 from dataengine.storage import join, write_bytes_atomic, write_parquet_atomic
 from dataengine.tiling import tile_encoded
 
@@ -42,6 +41,8 @@ def _shards_of(output: str, run_id: str) -> list[str]:
 
 
 class TileConfig(StageConfig):
+    needs = frozenset({"image"})
+
     op: Literal["tile"] = "tile"
     min_tiles: int = Field(1, ge=1)
     max_tiles: int = Field(12, ge=1, le=40)
@@ -73,14 +74,17 @@ def _tar(rows: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
-class TileShards:
-    """Ray Data UDF: working rows -> same rows with grid/shard columns; tiles written to shards on the way."""
+class Tile(BatchStage):
+    """Working rows -> the same rows with grid/shard columns; tiles written to shards on the way."""
 
-    def __init__(self, config: dict[str, Any], output: str, run_id: str, labels: dict[str, str] | None = None):
-        self.cfg = TileConfig.model_validate(config)
-        self.output = output
-        self.token = run_token(run_id)
-        self.metrics = StageMetrics(labels)
+    name = "tile"
+    Config = TileConfig
+
+    def setup(self) -> None:
+        assert self.ctx is not None, "the tile stage writes into a run's folder"
+        self.cfg: TileConfig = self.config  # type: ignore[assignment]
+        self.output, self.token = self.ctx.output, self.ctx.token
+        self.metrics = StageMetrics(self.ctx.stage_labels(self.name))
 
     def _flush(self, shard_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
         digest = content_hash("\n".join(r["id"] for r in shard_rows).encode(), 10)
@@ -100,20 +104,19 @@ class TileShards:
             if row["id"] in ids:
                 row["tile_shard"] = f"{TILES_DIR}/{name}.parquet"
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        started = time.perf_counter()
-        out = self._tile(batch)
-        self.metrics.batch(batch, out, time.perf_counter() - started)
-        return out
+    @classmethod
+    def finish(cls, config: StageConfig, ctx: RunContext, samples: list[str]) -> dict[str, Any]:
+        """The shards keep accepted samples only (later stages reject some), then the run's index of them."""
+        from dataengine import accounting
 
-    def _tile(self, batch: pa.Table) -> pa.Table:
+        prune_shards(ctx.output, ctx.run_id, accounting.ids(samples))
+        return {"tile_index": write_index(ctx.output, ctx.run_id)}
+
+    def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cfg = self.cfg
-        rows = batch.to_pylist()
         pending: list[dict[str, Any]] = []
         size = 0
         for row in rows:
-            if row["reason"] is not None:
-                continue
             try:
                 tiled = tile_encoded(
                     row["image_out"],
@@ -147,7 +150,7 @@ class TileShards:
                 pending, size = [], 0
         if pending:
             self._flush(pending, rows)
-        return to_table(rows)
+        return rows
 
 
 def prune_shards(output: str, run_id: str, accepted: set[str]) -> int:

@@ -8,14 +8,13 @@ rejected with the reason, or kept English-only and flagged, as `on_failure` says
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import Field
 
 from dataengine.metrics import StageMetrics
-from dataengine.ops.base import Compute, StageConfig, Strict
+from dataengine.ops.base import BatchStage, Compute, DatasetStage, RunContext, Stage, StageConfig, Strict
 from dataengine.records import reject, to_table
 
 STAGE = "translate"
@@ -28,6 +27,9 @@ class ValidationSettings(Strict):
 
 
 class TranslateConfig(StageConfig):
+    needs = frozenset({"language"})
+    actors_only = True  # a model or client per worker
+
     op: Literal["translate"] = "translate"
     engine: Literal["transformers", "openai", "vllm"] = "transformers"
     model: str = Field(
@@ -63,18 +65,26 @@ class TranslateConfig(StageConfig):
     )
     compute: Compute = Compute(kind="actors", size=1)
 
+    def stage_class(self) -> type[Stage]:
+        return VllmTranslate if self.engine == "vllm" else Translate
 
-class TranslateBatches:
-    """Ray Data actor: builds the engine and cache once, then translates batches of working rows."""
 
-    def __init__(self, config: dict[str, Any], storage: str, labels: dict[str, str] | None = None):
+class Translate(BatchStage):
+    """Builds the engine and cache once per actor, then translates batches of working rows."""
+
+    name = STAGE
+    Config = TranslateConfig
+
+    def setup(self) -> None:
         from dataengine.translate.cache import TranslationCache
         from dataengine.translate.engines import build
         from dataengine.translate.prompt import PROMPT_VERSION, glossary_hash
         from dataengine.translate.translator import Translator
         from dataengine.translate.validate import ValidationConfig
 
-        cfg = self.cfg = TranslateConfig.model_validate(config)
+        assert self.ctx is not None, "the translate stage reads models and its cache from the run's data root"
+        cfg: TranslateConfig = self.config  # type: ignore[assignment]
+        self.cfg, storage = cfg, self.ctx.storage
         options: dict[str, Any] = {"model": cfg.model}
         if cfg.engine == "openai":
             api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
@@ -100,7 +110,7 @@ class TranslateBatches:
             batch_size=cfg.batch_size,
             validation=ValidationConfig(**cfg.validation.model_dump()),
         )
-        self.metrics = StageMetrics(labels)
+        self.metrics = StageMetrics(self.ctx.stage_labels(self.name))
 
     def _usage(self) -> dict[str, int]:
         """The translator's running totals (tokens, engine requests, cache look-ups) in this actor."""
@@ -114,9 +124,9 @@ class TranslateBatches:
             "lookups": hits + misses,
         }
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        started, before = time.perf_counter(), self._usage()
-        out = self._translate(batch)
+    def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        before = self._usage()
+        out = self._translate(rows)
         used = {k: v - before[k] for k, v in self._usage().items()}
         m = self.metrics
         m.inc("dataengine_translate_tokens", used["prompt"], kind="prompt")
@@ -124,16 +134,14 @@ class TranslateBatches:
         m.inc("dataengine_translate_requests", used["requests"])
         m.inc("dataengine_translate_cache_lookups", used["lookups"])
         m.inc("dataengine_translate_cache_hits", used["hits"])
-        m.batch(batch, out, time.perf_counter() - started)
         return out
 
-    def _translate(self, batch: pa.Table) -> pa.Table:
-        rows = batch.to_pylist()
-        todo = [r for r in rows if r["reason"] is None and r["language"] == "en" and r["caption_zh"] is None]
+    def _translate(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        todo = [r for r in rows if r["language"] == "en" and r["caption_zh"] is None]
         for r in rows:
-            if r["reason"] is None and r["language"] != "en":
+            if r["language"] != "en":
                 r["translation_status"] = "source_zh" if r["language"] == "zh" else "skipped_language"
-            elif r["reason"] is None and r["caption_zh"] is not None:  # bilingual source: its Chinese is kept
+            elif r["caption_zh"] is not None:  # bilingual source: its Chinese is kept
                 r["translation_status"] = "source_bilingual"
         for row, out in zip(todo, self.translator.translate_samples(todo), strict=True):
             row.update(
@@ -148,7 +156,7 @@ class TranslateBatches:
                 row["caption_zh"], row["conversations_zh"] = out.caption_zh, out.conversations_zh
             elif self.cfg.on_failure == "reject":
                 reject(row, STAGE, "translation_" + out.status.split(":", 1)[1], out.detail)
-        return to_table(rows)
+        return rows
 
 
 def _apply_vllm(batch: pa.Table, config: dict[str, Any], model: str) -> pa.Table:
@@ -195,8 +203,20 @@ def _apply_vllm(batch: pa.Table, config: dict[str, Any], model: str) -> pa.Table
     return to_table(rows)
 
 
+class VllmTranslate(DatasetStage):
+    """The vLLM engine (GPU clusters) as a dataset stage: Ray Data LLM's processor runs its own engine actors."""
+
+    name = STAGE
+    Config = TranslateConfig
+
+    @classmethod
+    def attach(cls, ds: Any, config: StageConfig, ctx: RunContext) -> Any:
+        return translate_with_vllm(ds, config, ctx.storage)  # type: ignore[arg-type]
+
+
 def translate_with_vllm(ds: Any, cfg: TranslateConfig, storage: str) -> Any:
-    """Dataset-level vLLM path (GPU clusters): segments -> Ray Data LLM processor -> regroup -> join back."""
+    """Dataset-level vLLM path: segments -> Ray Data LLM processor -> regroup -> join back. The join shuffles the
+    run's rows through Ray Data's hash join (memory grows with the run: not yet streamed like dedup)."""
     from dataengine.models import ModelError, resolve_model
     from dataengine.translate import vllm
 
