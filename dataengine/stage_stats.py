@@ -10,7 +10,8 @@ import functools
 import re
 from typing import Any
 
-# our UDF names (see runner.stage_udf_name) and Ray Data's own operators for the shuffles and writes
+# our UDFs are named `stage_<op>` by `named` (every stage's map_batches and the runner's read); other operators are
+# Ray Data's own (shuffles, writes)
 _STAGE_NAME = re.compile(r"stage_([a-z_]+)")
 _SOURCES = {"FromItems", "InputDataBuffer[Input]"}
 

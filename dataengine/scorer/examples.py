@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataengine.ids import content_hash
-from dataengine.scorer.lexicon import KINDS, perturb, perturb_kind, spatial_kind, swap_mentions
+from dataengine.scorer.lexicon import KINDS, perturb, perturb_kind, spatial_kind
 from dataengine.shards import iter_samples, without_thumbnail
 from dataengine.storage import exists, join, list_files
 
@@ -90,24 +90,11 @@ def is_heldout(sample_id: str, fraction: float) -> bool:
     return int(digest, 16) / 16 ** len(digest) < fraction
 
 
-def swapped_pair(en: str | None, zh: str | None, rng: random.Random) -> tuple[str | None, str | None]:
-    """(en', zh'): the same two colours (or, failing that, objects) exchanged in both captions, or Nones."""
-    order = ["colour", "object"] if rng.random() < 0.5 else ["object", "colour"]
-    for which in order:
-        new_en = swap_mentions(en, "en", which) if en else None
-        new_zh = swap_mentions(zh, "zh", which) if zh else None
-        if new_en or new_zh:
-            return new_en, new_zh
-    return None, None
-
-
 def hard_negatives(
     en: str | None, zh: str | None, rng: random.Random, prefer: str | None = None
 ) -> tuple[str | None, str | None, str | None]:
     """(en', zh', kind): both captions changed in the same class of word where possible; the `prefer` class
-    first when the caption has a word of it ("binding": two of its words exchanged)."""
-    if prefer == "binding" and (swapped := swapped_pair(en, zh, rng)) != (None, None):
-        return *swapped, "binding"
+    first when the caption has a word of it."""
     if prefer in KINDS and en and (text := perturb_kind(en, "en", prefer, rng)) is not None and text != en:
         return text, (perturb_kind(zh, "zh", prefer, rng) if zh else None), prefer
     first = perturb(en, "en", rng) if en else None
@@ -135,7 +122,7 @@ def eval_examples(pairs: Iterable[dict[str, Any]], seed: int = 1) -> list[dict[s
 
 
 def matching_batch(
-    batch: list[dict[str, Any]], rng: random.Random, binding_first: float = 0.0
+    batch: list[dict[str, Any]], rng: random.Random
 ) -> tuple[list[int], list[str], list[str], list[int]]:
     """Paired yes/no examples: each sample's matched text (label 1) next to a negative in the same language
     (label 0): a hard negative (one word changed) most of the time, else another sample's caption. Seeing the
@@ -150,8 +137,7 @@ def matching_batch(
         lang = rng.choice([lang for lang in ("en", "zh") if p[lang]])
         neg = None
         if rng.random() < 0.8:
-            u = rng.random()
-            prefer = "spatial" if u < SPATIAL_FIRST else "binding" if u < SPATIAL_FIRST + binding_first else None
+            prefer = "spatial" if rng.random() < SPATIAL_FIRST else None
             neg_en, neg_zh, _ = hard_negatives(p["en"], p["zh"], rng, prefer)
             neg = neg_en if lang == "en" else neg_zh
         if neg is None:  # shuffled caption: another sample's text in the same language

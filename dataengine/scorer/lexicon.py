@@ -99,31 +99,6 @@ def _swap_pair(text: str, pairs: list[tuple[str, str]], rng: random.Random, lang
     return text[: hit.start()] + opposite[hit.group(1)] + text[hit.end() :]
 
 
-def swap_mentions(text: str, lang: str, which: str) -> str | None:
-    """`text` with its first two different colour (or object) words exchanged: "a red circle left of a blue
-    square" -> "a blue circle left of a red square". Every word is still in the picture, only bound to the
-    other thing, so the negative cannot be told apart by what is present, only by what goes with what (an
-    attribute-binding negative, as NegCLIP's swaps). The same mentions in the same order in both languages give
-    the same swap. None when the caption has no two different ones."""
-    if lang == "en":
-        words = EN_COLOURS if which == "colour" else [w for pair in EN_OBJECTS for w in pair]
-    else:
-        words = ZH_COLOURS if which == "colour" else ZH_OBJECTS
-    hits = _find(text, words, lang)
-    plural_aware = lang == "en" and which == "object"
-    base = (lambda w: _SINGULAR.get(w, w)) if plural_aware else (lambda w: w)
-    first = hits[0] if hits else None
-    second = next((h for h in hits[1:] if first and base(h.group(1)) != base(first.group(1))), None)
-    if first is None or second is None:
-        return None
-
-    def put(word: str, slot: str) -> str:  # keep each slot's number: "two red circles" stays plural
-        return (_PLURAL[base(word)] if slot in _SINGULAR else base(word)) if plural_aware else word
-
-    a, b = first.group(1), second.group(1)
-    return text[: first.start()] + put(b, a) + text[first.end() : second.start()] + put(a, b) + text[second.end() :]
-
-
 def spatial_kind(text: str, lang: str) -> str:
     """ "relation" when the caption relates two things by a spatial word, else "position" (where one thing is)."""
     return "relation" if _RELATION["zh" if lang == "zh" else "en"].search(text) else "position"

@@ -27,7 +27,7 @@ QUESTIONS = {
 DESCRIBE = {"en": "Describe the image.", "zh": "描述这张图片。"}
 ANSWERS = {"en": ("Yes", "No"), "zh": ("是", "否")}
 META_FILE = "scorer.json"
-TINY = {  # a model small enough to train on two CPU cores in minutes (see internvl-reference.md)
+TINY = {  # a model small enough to train on two CPU cores in minutes (see docs/scoring.md)
     "vision": {"hidden_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 192,
                "patch_size": 32, "image_size": 448},
     "text": {"hidden_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4,

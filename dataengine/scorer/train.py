@@ -2,7 +2,7 @@
 
 A `TorchTrainer` runs the same loop on N workers (gloo on CPU, NCCL on GPU). The loop trains generatively
 first (teacher-forced captions after the image, as InternVL's staged training does; a yes/no objective from
-scratch stays at chance, see internvl-reference.md), then adds the yes/no matching objective on matched,
+scratch stays at chance, see docs/scoring.md), then adds the yes/no matching objective on matched,
 hard-negative and shuffled-caption examples in both languages. The tiny preset is trained in full; a real
 checkpoint gets LoRA adapters (peft) merged at the end. Checkpoints, metrics (loss, held-out ROC-AUC) and the
 final model go to `storage/models/<name>/<version>/`; a re-run resumes from the last checkpoint.
@@ -50,63 +50,31 @@ class TrainConfig(Strict):
     projector_lr_scale: float = Field(
         1.0, ge=0, description="the vision-to-text projector's learning rate as a fraction of lr; 0 freezes it"
     )
-    position_loss: float = Field(
-        0.0,
-        ge=0,
-        description="weight of an auxiliary loss: a linear probe reads each visual token's grid row and column "
-        "from the projector's output, so that where things are survives for spatial words to be checked",
-    )
-    binding_negatives: float = Field(
-        0.0,
-        ge=0,
-        le=0.5,
-        description="share of hard negatives that exchange two colours or objects of a caption (attribute "
-        "binding: every word is in the picture, bound to the other thing)",
-    )
     lora_r: int = Field(16, ge=1)
     trust_remote_code: bool = False
     seed: int = 0
 
 
-def grid_targets(tokens: int) -> Any:
-    """(tokens, 2) row and column of each visual token of a square tile grid, scaled to [-1, 1]."""
-    import torch
-
-    side = math.isqrt(tokens)
-    if side * side != tokens:
-        raise ValueError(f"{tokens} visual tokens per tile are not a square grid")
-    rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
-    return torch.stack([rows.reshape(-1), cols.reshape(-1)], 1).float() * (2 / max(1, side - 1)) - 1
-
-
-def _objective(scorer: Any, position_loss: float = 0.0) -> Any:
-    """The loss as an nn.Module, so DDP's forward hooks see it: caption NLL (+ yes/no NLL after warm-up), plus
-    `position_loss` x the grid-position probe's squared error when asked (the probe is trained, never saved)."""
+def _objective(scorer: Any) -> Any:
+    """The loss as an nn.Module, so DDP's forward hooks see it: caption NLL (+ yes/no NLL after warm-up)."""
     import torch
 
     class Objective(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = scorer.model
-            hidden = scorer.model.config.text_config.hidden_size
-            self.probe = torch.nn.Linear(hidden, 2) if position_loss > 0 else None
 
         def forward(self, pixel: list[Any], caps: list[str], langs: list[str], match: tuple | None) -> Any:
             counts = [len(p) for p in pixel]  # one vision forward for the whole batch, split per sample
-            visual = scorer.image_features(torch.cat([torch.as_tensor(p) for p in pixel]))
-            feats = list(visual.split(counts))
+            feats = list(scorer.image_features(torch.cat([torch.as_tensor(p) for p in pixel])).split(counts))
             lm = -scorer.caption_logprob(feats, caps, langs).mean()
-            loss = lm
-            if self.probe is not None:
-                grid = grid_targets(visual.shape[1]).to(visual.device)
-                loss = loss + position_loss * (self.probe(visual.float()) - grid).pow(2).mean()
             if match is None:
-                return loss, lm.detach(), torch.zeros(())
+                return lm, lm.detach(), torch.zeros(())
             idx, texts, mlangs, labels = match
             yes, no = scorer.yes_logprobs([feats[i] for i in idx], texts, mlangs)
             target = torch.tensor(labels, dtype=torch.bool, device=yes.device)
             m = -torch.where(target, yes, no).mean()
-            return loss + m, lm.detach(), m.detach()
+            return lm + m, lm.detach(), m.detach()
 
     return Objective()
 
@@ -164,9 +132,8 @@ def prepare(cfg: TrainConfig, source: str | None, device: str) -> Any:
     return scorer
 
 
-def _save(scorer: Any, optimizer: Any, step: int, history: list[dict[str, Any]], path: str, probe: Any = None) -> None:
-    """A checkpoint: full weights (tiny) or the LoRA adapter alone, plus optimizer state (and the position
-    probe's weights) and metric history."""
+def _save(scorer: Any, optimizer: Any, step: int, history: list[dict[str, Any]], path: str) -> None:
+    """A checkpoint: full weights (tiny) or the LoRA adapter alone, plus optimizer state and metric history."""
     import torch
 
     if _lora_wrapped(scorer):
@@ -176,10 +143,7 @@ def _save(scorer: Any, optimizer: Any, step: int, history: list[dict[str, Any]],
             json.dump(scorer.meta.__dict__, f, indent=2)
     else:
         scorer.save(path)
-    state = {"optimizer": optimizer.state_dict(), "step": step}
-    if probe is not None:
-        state["probe"] = probe.state_dict()
-    torch.save(state, os.path.join(path, STATE))
+    torch.save({"optimizer": optimizer.state_dict(), "step": step}, os.path.join(path, STATE))
     with open(os.path.join(path, HISTORY), "w", encoding="utf-8") as f:
         json.dump(history, f)
 
@@ -221,16 +185,10 @@ def train_loop(config: dict[str, Any]) -> None:
     scorer.model.train()
     if cfg.projector_lr_scale == 0:  # before DDP wraps the model: frozen parameters take no part in its buckets
         scorer.model.model.multi_modal_projector.requires_grad_(False)
-    loss_module = _objective(scorer, cfg.position_loss)
-    groups = _param_groups(scorer, cfg)
-    if loss_module.probe is not None:
-        groups.append({"params": list(loss_module.probe.parameters()), "scale": 1.0})
-    state = torch.load(os.path.join(ckpt_dir, STATE), weights_only=True) if ckpt_dir is not None else None
-    if state is not None and loss_module.probe is not None and "probe" in state:
-        loss_module.probe.load_state_dict(state["probe"])
-    objective = ray.train.torch.prepare_model(loss_module)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    if state is not None:
+    objective = ray.train.torch.prepare_model(_objective(scorer))
+    optimizer = torch.optim.AdamW(_param_groups(scorer, cfg), lr=cfg.lr)
+    if ckpt_dir is not None:
+        state = torch.load(os.path.join(ckpt_dir, STATE), weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
         with open(os.path.join(ckpt_dir, HISTORY), encoding="utf-8") as f:
@@ -255,7 +213,7 @@ def train_loop(config: dict[str, Any]) -> None:
             pixel = [pixel_values(scorer.select_tiles(r["tiles"])) for r in rows]
             langs = [rng.choice([lang for lang in ("en", "zh") if r[lang]]) for r in rows]
             caps = [r[lang] for r, lang in zip(rows, langs, strict=True)]
-            match = ex.matching_batch(rows, rng, cfg.binding_negatives) if step >= cfg.generative_steps else None
+            match = ex.matching_batch(rows, rng) if step >= cfg.generative_steps else None
             loss, lm, m = objective(pixel, caps, langs, match)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step) * group.get("scale", 1.0)  # older checkpoints: no scale
@@ -280,7 +238,7 @@ def train_loop(config: dict[str, Any]) -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     ckpt = None
                     if rank == 0:
-                        _save(scorer, optimizer, step, history, tmp, loss_module.probe)
+                        _save(scorer, optimizer, step, history, tmp)
                         ckpt = ray.train.Checkpoint.from_directory(tmp)
                     ray.train.report({"step": step, **record, "world": world}, checkpoint=ckpt)
 
