@@ -32,6 +32,7 @@ from dataengine.stage_stats import named
 from dataengine.storage import (
     default_root,
     delete_dir,
+    delete_dir_if_empty,
     delete_file,
     exists,
     is_remote,
@@ -208,8 +209,6 @@ def run(
     processed, and the run commits to the dataset's ledger last (a killed run leaves nothing committed).
     `progress` is called about twice a second with {stage: (rows in, rows rejected there)}; `quiet` keeps Ray's
     own log lines off the terminal (driver records in the run folder's `ray.log`, workers' in Ray's session logs)."""
-    import ray
-
     storage = storage or default_root()
     input_uri = input_uri or spec.input.uri
     if not input_uri:
@@ -223,6 +222,26 @@ def run(
     if not is_remote(target):
         target = os.path.abspath(target)
     plan = _plan_inputs(spec, plan_tasks(input_uri, spec.input.format), target, run_id)
+    try:
+        return _run_planned(spec, plan, run_id, input_uri, run_dir, storage, address, progress, quiet)
+    finally:  # committed, failed or interrupted: this run's scratch files and claim go
+        delete_dir(work_dir(plan["output"], run_id))
+        delete_dir_if_empty(join(plan["output"], WORK))
+
+
+def _run_planned(
+    spec: PipelineSpec,
+    plan: dict[str, Any],
+    run_id: str,
+    input_uri: str,
+    run_dir: str,
+    storage: str,
+    address: str | None,
+    progress: Callable[[dict[str, tuple[int, int]]], None] | None,
+    quiet: bool,
+) -> dict[str, Any]:
+    import ray
+
     output = plan["output"]
     started = time.time()
     record = manifest.started(run_id, spec, input_uri, output, started)
@@ -260,7 +279,6 @@ def _execute(
     check = accounting.check(
         join(ctx.work, INPUT_IDS), sample_files, [f["file"] for f in files if f["table"] == "rejects"]
     )
-    delete_dir(ctx.work)
     record = manifest.finished(
         record, files, check, time.time() - started, ray.__version__, finished.get("tile_index")
     )

@@ -147,6 +147,12 @@ def delete_dir(uri: str) -> None:
         fs.delete_dir(path)
 
 
+def delete_dir_if_empty(uri: str) -> None:
+    fs, path = resolve(uri)
+    if fs.get_file_info(path).type == pafs.FileType.Directory and not fs.get_file_info(pafs.FileSelector(path)):
+        fs.delete_dir(path)
+
+
 def delete_file(uri: str) -> None:
     fs, path = resolve(uri)
     if fs.get_file_info(path).type == pafs.FileType.File:

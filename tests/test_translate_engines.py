@@ -66,7 +66,7 @@ def test_prefix_cache_gives_the_same_next_token_distribution(lively_llm):
     mask = torch.tensor([[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes])
     position = (mask.cumsum(-1) - 1)[:, len(prefix) :]
     with torch.inference_mode():
-        cached = engine.lm(input_ids=ids, attention_mask=mask, past_key_values=kv, position_ids=position).logits
+        cached = engine.lm(input_ids=ids, attention_mask=mask, cache=kv, position_ids=position).logits
         for i, m in enumerate(msgs):
             full = torch.tensor(
                 [

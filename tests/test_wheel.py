@@ -50,11 +50,12 @@ def wheel_venv(tmp_path_factory) -> Path:
 
 def test_a_wheel_install_runs_a_pipeline_with_storage_in_the_working_directory(wheel_venv, tmp_path):
     py = wheel_venv / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATAENGINE_STORAGE", "PYTHONPATH")}
     where = subprocess.run(
         [py, "-c", "import dataengine, dataengine.pipeline as p, dataengine.schema as s; "
                    "print(dataengine.__file__); print(sorted(x.stem for x in p.PIPELINE_DIR.glob('*.yaml'))); "
                    "print(s.load('samples').names[:1])"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True, text=True, cwd=tmp_path, env=env,
     )  # fmt: skip
     assert where.returncode == 0, where.stderr[-2000:]
     lines = where.stdout.splitlines()
@@ -65,7 +66,6 @@ def test_a_wheel_install_runs_a_pipeline_with_storage_in_the_working_directory(w
     (data / "img").mkdir(parents=True)
     (data / "img" / "0.png").write_bytes(encode(textured(400), "PNG"))
     write_jsonl(data / "a.jsonl", [{"image": "img/0.png", "caption": "An abstract colourful texture, installed."}])
-    env = {k: v for k, v in os.environ.items() if k != "DATAENGINE_STORAGE"}
     run = subprocess.run(
         [wheel_venv / "bin" / "dataengine", "run", "clean", "--input", str(data), "--set", "ray.num_cpus=1",
          "--set", "ray.progress=false"],

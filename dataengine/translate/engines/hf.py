@@ -111,11 +111,11 @@ class TransformersEngine(Engine):
             return self._prefixes[prefix]
         ids = torch.tensor([prefix], device=self.device)
         with torch.inference_mode():
-            kv = self.lm(input_ids=ids, past_key_values=DynamicCache(config=self.lm.config), use_cache=True)
-        self._prefixes[prefix] = kv.past_key_values
+            kv = self.lm(input_ids=ids, cache=DynamicCache(config=self.lm.config), use_cache=True)
+        self._prefixes[prefix] = kv.cache
         while len(self._prefixes) > _PREFIXES_KEPT:
             self._prefixes.popitem(last=False)
-        return kv.past_key_values
+        return kv.cache
 
     def _generate(
         self, prefix: tuple[int, ...], suffixes: list[list[int]], max_new_tokens: int, sampling: dict[str, Any]
@@ -173,7 +173,7 @@ class TransformersEngine(Engine):
                     pad_token_id=self.tokenizer.pad_token_id,
                     stopping_criteria=stop,
                     return_dict_in_generate=True,
-                    **({"past_key_values": kv} if kv is not None else {}),
+                    **({"cache": kv} if kv is not None else {}),
                     **sampling,
                 )
             fresh = out.sequences[:, input_ids.shape[1] :]
@@ -186,7 +186,7 @@ class TransformersEngine(Engine):
             if not self.drop_finished or not going:
                 break
             keep = torch.tensor(going, device=input_ids.device)
-            kv = out.past_key_values
+            kv = out.cache
             kv.batch_select_indices(keep)
             input_ids = out.sequences[keep]
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(fresh.shape)], dim=1)[keep]
