@@ -55,7 +55,7 @@ def test_the_wrapper_isolates_rows_and_passes_rejects_through():
 def test_a_stage_added_as_one_file_runs_in_a_pipeline(ray_local, tmp_path):
     data = tmp_path / "data"
     (data / "img").mkdir(parents=True)
-    captions = ["A lake at dawn with mist over the water.", "A stock photo with a WATERMARK across it.",
+    captions = ["A lake at dawn with mist over the water.", "A mountain photo with a WATERMARK across it.",
                 "一张带有水印的风景照片。", "Watermarks are not named here, only watermarking art."]  # fmt: skip
     recs = []
     for i, caption in enumerate(captions):

@@ -31,7 +31,7 @@ from dataengine.ids import run_token
 from dataengine.metrics import StageMetrics, stage_labels
 from dataengine.records import Reject, is_rejected, reject, to_table
 from dataengine.stage_stats import named
-from dataengine.storage import join
+from dataengine.storage import delete_dir, join
 
 Kind = Literal["row", "batch", "dataset"]
 
@@ -255,6 +255,7 @@ class SignatureStage(DatasetStage):
         import ray
 
         spill = join(ctx.work, cls.name)
+        delete_dir(spill)  # only this attach's rows: never a half-written spill of an earlier try
         ds.write_parquet(spill)
         ctx.stats.extend(stage_stats.of_dataset(ds))  # the segment that ends here, for the manifest
         decision = cls.decide(ray.data.read_parquet(spill).select_columns(list(cls.signature)), config, ctx)
