@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from dataengine.storage import list_files
+from dataengine.core.storage import list_files
 
 
 class AccountingError(RuntimeError):

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from dataengine import manifest
-from dataengine.storage import atomic_write, is_remote, join, read_bytes, resolve, write_bytes_atomic
+from dataengine.core.storage import atomic_write, is_remote, join, read_bytes, resolve, write_bytes_atomic
 
 PROMPTS = {
     "en": ["Describe this image.", "What does this image show?", "Write a short caption for this picture."],

@@ -24,8 +24,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from dataengine.pipeline import PipelineSpec
-from dataengine.storage import (
+from dataengine.core.storage import (
     delete_file,
     exists,
     is_remote,
@@ -36,6 +35,7 @@ from dataengine.storage import (
     write_bytes_atomic,
     write_parquet_atomic,
 )
+from dataengine.pipeline import PipelineSpec
 
 LEDGER = "_ledger"
 HEAD = "HEAD.json"
@@ -292,7 +292,7 @@ def _supersede(
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from dataengine.ids import run_token
+    from dataengine.core.ids import run_token
 
     token = run_token(run_id)
     removes: dict[str, list[str]] = {t: [] for t in TABLES}

@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from dataengine import __version__
+from dataengine.core.storage import default_root, exists, join, list_files, read_bytes, write_bytes_atomic
 from dataengine.pipeline import PipelineSpec
-from dataengine.storage import default_root, exists, join, list_files, read_bytes, write_bytes_atomic
 
 FILENAME = "manifest.json"
 STARTED = "started.json"

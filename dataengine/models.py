@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataengine.storage import default_root
+from dataengine.core.storage import default_root
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from dataengine.core.storage import PACKAGE_DIR
+from dataengine.jobs.cron import ScheduleSpec
 from dataengine.ops import REGISTRY
 from dataengine.ops.base import StageConfig, Strict
-from dataengine.schedule import ScheduleSpec
-from dataengine.storage import PACKAGE_DIR
 
 PIPELINE_DIR = PACKAGE_DIR / "pipelines"
 # one config model per registered stage, told apart by `op`

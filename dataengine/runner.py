@@ -21,15 +21,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataengine import accounting, ledger, manifest, stage_stats
-from dataengine.ids import content_hash, run_token
-from dataengine.metrics import StageMetrics, live_progress
-from dataengine.ops import RunContext
-from dataengine.pipeline import PipelineSpec
-from dataengine.readers import ReadTasks, plan_tasks
-from dataengine.readers.records import STAGE as INGEST
-from dataengine.stage_stats import named
-from dataengine.storage import (
+from dataengine import accounting, ledger, manifest
+from dataengine.core import stage_stats
+from dataengine.core.ids import content_hash, run_token
+from dataengine.core.metrics import StageMetrics, live_progress
+from dataengine.core.stage_stats import named
+from dataengine.core.storage import (
     default_root,
     delete_dir,
     delete_dir_if_empty,
@@ -40,6 +37,10 @@ from dataengine.storage import (
     read_bytes,
     write_parquet_atomic,
 )
+from dataengine.ops import RunContext
+from dataengine.pipeline import PipelineSpec
+from dataengine.readers import ReadTasks, plan_tasks
+from dataengine.readers.annotations import STAGE as INGEST
 
 INPUT_IDS = "input_ids"  # in the run's _work/: the ids every read task produced
 
@@ -147,7 +148,7 @@ def prepare_output(output: str, overwrite: bool, run_id: str) -> None:
     killed, uncommitted run (or by one whose accounting failed); claim the output for this run. A committed run
     stays as it is, readable through its manifest, until the run that overwrites it commits (`sweep_output`):
     its files and this run's are named apart (`ids.run_token`)."""
-    from dataengine.storage import list_dirs
+    from dataengine.core.storage import list_dirs
 
     for folder in list_dirs(join(output, WORK)):
         owner = ledger.live_owner(folder)
@@ -172,7 +173,7 @@ def sweep_output(output: str, run_id: str) -> list[str]:
     """After a run committed into `output`: delete the files of the run it replaced and of killed runs (any file
     under samples/, rejects/, tiles/ not named with this run's token; no other run writes there meanwhile, see
     `prepare_output`). Returns what it deleted."""
-    from dataengine.storage import list_files
+    from dataengine.core.storage import list_files
 
     token = run_token(run_id)
     gone = []

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import simplejpeg
 
+from dataengine.core.storage import exists, join, list_files, read_bytes, resolve
 from dataengine.ops.tile import TILES_DIR
-from dataengine.storage import exists, join, list_files, read_bytes, resolve
 from dataengine.tiling import to_pixel_values
 
 

@@ -66,7 +66,7 @@ def bomb_png(width: int = 40000, height: int = 40000) -> bytes:
 
 
 def row(**values: Any) -> dict[str, Any]:
-    from dataengine.records import new_row
+    from dataengine.core.rows import new_row
 
     base = {"id": "x", "source": "t", "source_key": "t:1", "location": "t:1"}
     base.update(values)

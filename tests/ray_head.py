@@ -123,7 +123,7 @@ class LocalCluster:
 def start_head(tmp: Path, num_cpus: int = 2, resources: dict[str, float] | None = None) -> LocalCluster:
     """Start a head node with its dashboard (Jobs API) on 127.0.0.1 and wait until the Jobs API answers. Ray's
     temp dir is a short /tmp path: its unix sockets must stay under 107 bytes."""
-    from dataengine import jobs
+    from dataengine.jobs import ray_jobs
 
     port, dash = free_port(), free_port()
     ports = {name: free_port() for name in NODE_PORTS}
@@ -141,7 +141,7 @@ def start_head(tmp: Path, num_cpus: int = 2, resources: dict[str, float] | None 
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            jobs.client(cluster.dashboard).list_jobs()
+            ray_jobs.client(cluster.dashboard).list_jobs()
             return cluster
         except Exception:
             time.sleep(2)

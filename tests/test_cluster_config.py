@@ -126,6 +126,6 @@ def test_vllm_engine_replicas_request_the_gpu_worker_resource(ray_local, tmp_pat
     assert vllm.placement(cfg) == {"bundle_per_worker": {"CPU": 1.0, "GPU": 1.0, "gpu_worker": 0.001}}
     assert vllm.placement(cfg.model_copy(update={"resources": Resources(num_gpus=1)})) is None  # Ray's default bundles
     # Ray Data LLM turns the bundle into the engine stage's map_batches resources (vLLM itself is not needed)
-    engine = vllm.build(cfg, str(tmp_path)).get_stage_by_name("vLLMEngineStage").map_batches_kwargs
+    engine = vllm.build_processor(cfg, str(tmp_path)).get_stage_by_name("vLLMEngineStage").map_batches_kwargs
     assert engine["resources"] == {"gpu_worker": 0.001} and engine["num_gpus"] == 1 and engine["num_cpus"] == 1
     assert engine["accelerator_type"] == "L40S" and engine["compute"].max_size == cfg.compute.size

@@ -6,10 +6,10 @@ import imagehash
 import pyarrow as pa
 from conftest import encode, row, textured
 
+from dataengine.core.rows import to_table
 from dataengine.ops.base import RunContext
 from dataengine.ops.dedup import Dedup, DedupConfig, bucket_edges, near_survivors
 from dataengine.ops.image import ImageCheck, ImageConfig
-from dataengine.records import to_table
 
 
 def checked(sid, data, caption="a caption", text_key="t"):

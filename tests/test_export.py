@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from dataengine.core.rows import new_row, to_table
 from dataengine.export_internvl import image_name
 from dataengine.ops.export import samples_table
-from dataengine.records import new_row, to_table
 
 
 def _rows():

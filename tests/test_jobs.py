@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from conftest import encode, textured, write_jsonl
 from ray_head import start_head
 
-from dataengine import jobs, pipeline
+from dataengine import pipeline
 from dataengine.cli import main
+from dataengine.jobs import ray_jobs
 
 
 @pytest.fixture(scope="module")
@@ -54,21 +55,21 @@ def test_submit_runs_the_pipeline_as_a_ray_job(head, tmp_path):
 
 def test_jobs_api_requires_the_token(head):
     address, _ = head
-    if not jobs.auth_token():
+    if not ray_jobs.auth_token():
         pytest.skip("token authentication is disabled here (RAY_AUTH_MODE=disabled)")
     req = urllib.request.Request(f"{address}/api/jobs/", headers={"Authorization": "Bearer wrong-token"})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code in (401, 403)
     with urllib.request.urlopen(
-        urllib.request.Request(f"{address}/api/jobs/", headers={"Authorization": f"Bearer {jobs.auth_token()}"}),
+        urllib.request.Request(f"{address}/api/jobs/", headers={"Authorization": f"Bearer {ray_jobs.auth_token()}"}),
         timeout=10,
     ) as resp:
         assert resp.status == 200
 
 
 def test_entrypoint_and_spec_travel_with_the_job():
-    cmd = jobs.entrypoint("s3://b/in dir", None, "/data root")
+    cmd = ray_jobs.entrypoint("s3://b/in dir", None, "/data root")
     assert cmd.split(" run ")[0] == "python -m dataengine.cli --storage '/data root'"
     assert cmd.endswith("run .dataengine-job-spec.yaml --address auto --input 's3://b/in dir'")
     spec = pipeline.load("clean", ["stages.image.min_side=99"])

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ray_head import start_head
 from scorer_helpers import save_tiny_scorer
 
-from dataengine.metrics import METRICS, StageMetrics
+from dataengine.core.metrics import METRICS, StageMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dataengine.json"
@@ -188,7 +188,7 @@ def test_recording_is_a_no_op_without_ray_or_labels():
         import ray
         from dataengine.ops import REGISTRY, RunContext
         from dataengine.ops.base import Worker
-        from dataengine.records import to_table, new_row
+        from dataengine.core.rows import to_table, new_row
         op = Worker(REGISTRY["text"], {"op": "text"}, RunContext("r", "p", "/tmp/unused", "/tmp/unused"))
         out = op(to_table([new_row(id="a", caption="ab"), new_row(id="b", caption="A long enough caption.")]))
         assert out.column("reason").to_pylist() == ["caption_too_short", None]

@@ -20,7 +20,7 @@ from ray.util.state.api import StateApiClient
 from ray.util.state.common import ListApiOptions, StateResource
 from ray_head import start_head
 
-from dataengine import jobs
+from dataengine.jobs import ray_jobs
 
 CPU = {"cpu_worker": 0.001}  # what pipelines/bilingual.yaml's CPU stages ask for
 GPU = {"gpu_worker": 0.001}
@@ -92,7 +92,7 @@ def test_stages_run_on_the_nodes_carrying_their_resources(cluster, tmp_path):
     storage = tmp_path / "storage"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_DEDUP_LOGS": "1"}
     env.pop("RAY_ADDRESS", None)
-    if "RAY_AUTH_MODE" not in env and jobs.auth_token():  # a driver given an address must be told
+    if "RAY_AUTH_MODE" not in env and ray_jobs.auth_token():  # a driver given an address must be told
         env["RAY_AUTH_MODE"] = "token"
     proc = subprocess.run(
         [sys.executable, "-m", "dataengine.cli", "--storage", str(storage), "run", str(spec),
@@ -111,7 +111,7 @@ def test_stages_run_on_the_nodes_carrying_their_resources(cluster, tmp_path):
     assert pl.read_parquet(out / "samples" / "*.parquet")["num_tiles"].min() >= 1
     assert record["config"]["stages"][5]["resources"]["custom"] == GPU  # the spec reached the run as written
 
-    token = jobs.auth_token()
+    token = ray_jobs.auth_token()
     state = StateApiClient(cluster.dashboard, headers={"Authorization": f"Bearer {token}"} if token else None)
 
     def listed(resource: StateResource) -> list:

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import encode, textured, write_jsonl
 
+from dataengine.core.rows import to_table
 from dataengine.readers import plan_tasks, read_task
-from dataengine.records import to_table
 
 
 def read_all(input_uri, fmt="auto", max_record_bytes=1 << 20):
@@ -232,7 +232,7 @@ def test_underscore_named_inputs_are_read_and_hidden_files_skipped(tmp_path):
 
 
 def test_output_listings_still_skip_underscore_and_temp_files(tmp_path):
-    from dataengine.storage import list_files
+    from dataengine.core.storage import list_files
 
     for name in ("a.parquet", "_index.parquet", ".a.parquet.0123.tmp", "b.parquet.tmp"):
         (tmp_path / name).write_bytes(b"x")

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from conftest import encode, textured
 
+from dataengine.core.rows import to_table
 from dataengine.readers import plan_tasks, read_task
-from dataengine.records import to_table
 
 SEED = 16
 MAX_CASES = 500

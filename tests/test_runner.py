@@ -12,9 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import bomb_png, encode, textured, write_jsonl
 
-from dataengine import accounting, manifest, pipeline, runner, schema, shards
-from dataengine.ids import run_token
-from dataengine.storage import write_parquet_atomic
+from dataengine import accounting, manifest, pipeline, runner, shards
+from dataengine.core import schema
+from dataengine.core.ids import run_token
+from dataengine.core.storage import write_parquet_atomic
 
 GOOD = [
     "A textured abstract pattern in warm colours, number {i}.",
@@ -159,7 +160,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     import pyarrow as pa
     import pyarrow.fs as pafs
 
-    from dataengine import storage
+    from dataengine.core import storage
 
     class FailingRename(fsspec.implementations.local.LocalFileSystem):
         def mv(self, *args, **kwargs):

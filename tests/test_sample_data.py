@@ -17,10 +17,10 @@ from PIL import Image
 from rich.console import Console
 
 from dataengine import sample_data
+from dataengine.core.rows import Reject, is_rejected, reject
 from dataengine.ops import REGISTRY, RowStage
 from dataengine.readers import plan_tasks, read_task
-from dataengine.records import Reject, is_rejected, reject
-from dataengine.sample_data import DEFECTS, build, ensure
+from dataengine.sample_data import DEFECTS, build_dataset, ensure
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml"
 UNREADABLE = {"decode_error", "empty_file", "not_an_image", "missing_file", "path_outside_root", "too_many_pixels"}
@@ -29,7 +29,7 @@ UNREADABLE = {"decode_error", "empty_file", "not_an_image", "missing_file", "pat
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
     root = tmp_path_factory.mktemp("sample") / "demo"
-    return root, build(str(root))
+    return root, build_dataset(str(root))
 
 
 def records(path: Path) -> list[dict]:
@@ -155,8 +155,8 @@ def test_defects_get_the_documented_reasons_from_the_demo_stages(demo):
 def test_same_seed_gives_identical_files_and_rebuild_replaces_in_place(demo, tmp_path):
     root, counts = demo
     again = tmp_path / "again"
-    build(str(again), seed=1)
-    assert build(str(again)) == counts
+    build_dataset(str(again), seed=1)
+    assert build_dataset(str(again)) == counts
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         assert (again / path.relative_to(root)).read_bytes() == path.read_bytes(), path
     assert [p.name for p in tmp_path.iterdir()] == ["again"]
@@ -170,7 +170,7 @@ def test_ensure_builds_only_when_incomplete(demo, tmp_path, monkeypatch, capsys)
         raise AssertionError("ensure rebuilt a complete dataset")
 
     with monkeypatch.context() as patch:
-        patch.setattr(sample_data, "build", must_not_build)
+        patch.setattr(sample_data, "build_dataset", must_not_build)
         assert ensure(str(root)) == str(root)
     assert "already built" in capsys.readouterr().out
     assert (root / ".complete").stat().st_mtime_ns == before
@@ -182,7 +182,7 @@ def test_ensure_builds_only_when_incomplete(demo, tmp_path, monkeypatch, capsys)
 
 def test_scaled_samples(tmp_path):
     root = tmp_path / "scaled"
-    counts = build(str(root), scale=20)
+    counts = build_dataset(str(root), scale=20)
     meta = json.loads((root / "meta.json").read_text())
     assert counts["scaled"] == meta["scaled"]["length"] == 20
     recs = records(root / "scaled.jsonl")

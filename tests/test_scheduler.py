@@ -22,10 +22,11 @@ from click.testing import CliRunner
 from conftest import encode, textured, write_jsonl
 from ray_head import start_head
 
-from dataengine import jobs, pipeline
+from dataengine import pipeline
 from dataengine.cli import main
-from dataengine.schedule import ScheduleSpec, fire_times_between, latest_fire_time, next_fire_times
-from dataengine.scheduler import History, Scheduler
+from dataengine.jobs import ray_jobs
+from dataengine.jobs.cron import ScheduleSpec, fire_times_between, latest_fire_time, next_fire_times
+from dataengine.jobs.scheduler import History, Scheduler
 
 KUBERAY = Path(__file__).resolve().parents[1] / "deploy" / "kuberay"
 STAGES = [{"op": "resolve"}, {"op": "image"}, {"op": "export"}]
@@ -172,7 +173,7 @@ def test_kuberay_rayjob_manifest():
     argv = shlex.split(spec["entrypoint"])
     assert argv[0] == "dataengine" and argv[argv.index("--address") + 1] == "auto"
     pipe = _pipeline_of(argv, "run")
-    assert spec["metadata"][jobs.PIPELINE_KEY] == pipe.name == "bilingual"
+    assert spec["metadata"][ray_jobs.PIPELINE_KEY] == pipe.name == "bilingual"
     cluster = spec["rayClusterSpec"]
     assert cluster["rayVersion"].startswith("2.60") and cluster["authOptions"]["mode"] == "token"
     head = cluster["headGroupSpec"]["template"]["spec"]["containers"][0]
@@ -251,9 +252,9 @@ def test_overlap_guard_and_missed_run_policies(head, tmp_path):
     """While a job tagged with pipeline P is RUNNING (another scheduler's, say), no fire of P submits anything:
     a direct fire is skipped, and APScheduler's catch-up after downtime is skipped (run_once: one fire for the
     three missed, coalesced) or recorded as missed (skip)."""
-    client = jobs.client(head)
+    client = ray_jobs.client(head)
     other = client.submit_job(
-        entrypoint="python -c 'import time; time.sleep(300)'", metadata={jobs.PIPELINE_KEY: "sched-overlap"}
+        entrypoint="python -c 'import time; time.sleep(300)'", metadata={ray_jobs.PIPELINE_KEY: "sched-overlap"}
     )
     try:
         _wait_state(client, other, {"RUNNING"})
@@ -284,8 +285,8 @@ def test_overlap_guard_and_missed_run_policies(head, tmp_path):
         assert missed[0]["coalesced"] >= 3 and "misfire: skip" in missed[0]["reason"]
     finally:
         client.stop_job(other)
-        _wait_state(client, other, jobs.TERMINAL)
-    tagged = [(j.metadata or {}).get(jobs.PIPELINE_KEY) for j in client.list_jobs()]
+        _wait_state(client, other, ray_jobs.TERMINAL)
+    tagged = [(j.metadata or {}).get(ray_jobs.PIPELINE_KEY) for j in client.list_jobs()]
     assert tagged.count("sched-overlap") == 1 and "sched-missed" not in tagged  # nothing was submitted
 
 
@@ -303,7 +304,7 @@ def test_failed_run_is_retried_then_recorded_failed(head, tmp_path):
     assert [a["status"] for a in entry["attempts"]] == ["FAILED", "FAILED"]
     first, retry = (a["submission_id"] for a in entry["attempts"])
     assert retry == f"{first}-retry1" and first == entry["id"]
-    client = jobs.client(head)
+    client = ray_jobs.client(head)
     assert {str(client.get_job_status(j).value) for j in (first, retry)} == {"FAILED"}
     assert "missing" in client.get_job_logs(retry)  # the job failed for the reason we gave it
     shown = CliRunner().invoke(
@@ -341,7 +342,7 @@ def test_apscheduler_fires_a_real_run_and_skips_fires_while_it_runs(head, datase
     assert skipped and all("still going (this scheduler)" in r["reason"] for r in skipped)
     assert all(r["scheduled_for"] > run["scheduled_for"] for r in skipped)
     assert len([r for r in runs if r["attempts"]]) == 1  # one job for all those fires
-    info = jobs.status(head, run["attempts"][0]["submission_id"])
+    info = ray_jobs.status(head, run["attempts"][0]["submission_id"])
     assert info["status"] == "SUCCEEDED" and info["pipeline"] == "sched-loop"
     [manifest] = job_storage.glob("runs/*/manifest.json")
     record = json.loads(manifest.read_text())

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dataengine import schema
+from dataengine.core import schema
 
 
 @pytest.mark.parametrize("path", sorted(schema.SCHEMA_DIR.glob("*.json")), ids=lambda p: p.name)

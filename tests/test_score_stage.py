@@ -22,8 +22,9 @@ import pytest
 from conftest import encode, textured, write_jsonl
 from scorer_helpers import save_tiny_scorer, shapes_png
 
-from dataengine import pipeline, runner, schema
-from dataengine.inspect import run_stats
+from dataengine import pipeline, runner
+from dataengine.core import schema
+from dataengine.report.summary import run_stats
 from dataengine.shards import iter_samples
 
 N = 12
@@ -132,11 +133,11 @@ def test_serve_scorer_and_endpoint_backend(ray_local, dataset):
     from ray import serve
 
     from dataengine.scorer import serve as scorer_serve
-    from dataengine.scorer.model import load, resolve_model
+    from dataengine.scorer.model import load, resolve_checkpoint
     from dataengine.scorer.scoring import Item, Scorer
     from dataengine.tiling import tile_encoded
 
-    path = resolve_model("tiny-test", str(dataset / "storage"))
+    path = resolve_checkpoint("tiny-test", str(dataset / "storage"))
     port = _free_port()
     base = scorer_serve.start(path, port=port, image_root=str(dataset / "data"))
     try:
@@ -222,10 +223,10 @@ def test_serve_scorer_needs_its_api_key(ray_local, dataset, tmp_path, monkeypatc
     from dataengine.ops.base import RunContext
     from dataengine.ops.score import Score, ScoreConfig
     from dataengine.scorer import serve as scorer_serve
-    from dataengine.scorer.model import resolve_model
+    from dataengine.scorer.model import resolve_checkpoint
     from dataengine.tiling import tile_encoded
 
-    path, key = resolve_model("tiny-test", str(dataset / "storage")), "k-5e2a"
+    path, key = resolve_checkpoint("tiny-test", str(dataset / "storage")), "k-5e2a"
     with pytest.raises(ValueError, match="without an API key"):
         scorer_serve.start(path, host="192.0.2.1", port=_free_port())  # TEST-NET: stands for a public address
     base = scorer_serve.start(path, port=_free_port(), api_key=key)

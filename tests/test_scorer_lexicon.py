@@ -8,8 +8,9 @@ import random
 import numpy as np
 import pytest
 
+from dataengine.core.rows import texts_of
 from dataengine.sample_data.shapes import COLOURS, Group, Scene, render
-from dataengine.scorer.examples import eval_examples, hard_negatives, is_heldout, matching_batch, texts_of
+from dataengine.scorer.examples import eval_examples, hard_negatives, is_heldout, matching_batch
 from dataengine.scorer.lexicon import perturb, perturb_kind, spatial_kind
 
 

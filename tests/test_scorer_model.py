@@ -10,7 +10,7 @@ import torch
 from conftest import encode, textured
 from scorer_helpers import save_tiny_scorer, shapes_png
 
-from dataengine.scorer.model import IMG_CONTEXT, IMG_END, IMG_START, ScorerMeta, load, resolve_model
+from dataengine.scorer.model import IMG_CONTEXT, IMG_END, IMG_START, ScorerMeta, load, resolve_checkpoint
 from dataengine.scorer.scoring import Item, Scorer, micro_batches
 from dataengine.shards import pixel_values
 from dataengine.tiling import tile_encoded
@@ -75,16 +75,16 @@ def test_micro_batches_group_similar_tile_counts():
 
 def test_save_load_round_trip_and_resolution(tiny_path, tmp_path):
     storage = tiny_path.split("/models/")[0]
-    assert resolve_model("tiny-test", storage) == tiny_path
-    assert resolve_model("tiny-test:v1", storage) == tiny_path
-    assert resolve_model(tiny_path, storage) == tiny_path
+    assert resolve_checkpoint("tiny-test", storage) == tiny_path
+    assert resolve_checkpoint("tiny-test:v1", storage) == tiny_path
+    assert resolve_checkpoint(tiny_path, storage) == tiny_path
     with pytest.raises(FileNotFoundError, match="no trained version"):
-        resolve_model("tiny-test:v9", storage)
+        resolve_checkpoint("tiny-test:v9", storage)
     with pytest.raises(FileNotFoundError, match="train one"):
-        resolve_model("nothing-here", storage)
+        resolve_checkpoint("nothing-here", storage)
     for escape in ("../../no-such-folder", "tiny-test:../../v1"):  # a name never leaves storage/models
         with pytest.raises(FileNotFoundError, match="NAME"):
-            resolve_model(escape, storage)
+            resolve_checkpoint(escape, storage)
     a = load(tiny_path, device="cpu")
     # a plain InternVL -hf folder (no scorer.json) loads too, with default tile settings
     a.model.save_pretrained(tmp_path / "plain")

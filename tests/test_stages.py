@@ -9,9 +9,9 @@ import pytest
 from conftest import encode, row, textured, write_jsonl
 
 from dataengine import pipeline, runner
+from dataengine.core.rows import Reject, to_table
 from dataengine.ops import REGISTRY, BatchStage, DatasetStage, RowStage, RunContext
 from dataengine.ops.base import Worker
-from dataengine.records import Reject, to_table
 
 
 def test_every_registered_stage_has_a_kind_and_its_own_config():

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import encode, textured, write_jsonl
 
-from dataengine import pipeline, runner, schema, shards
+from dataengine import pipeline, runner, shards
+from dataengine.core import schema
 from dataengine.tiling import plan_grid, tile_image
 
 SIZES = [(640, 480), (1920, 1080), (448, 448), (300, 900), (1200, 500)]

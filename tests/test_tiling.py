@@ -150,7 +150,7 @@ def test_fast_path_odd_modes():
 
 
 def test_bench_compare_runs_and_reports_identical_grids():
-    from dataengine import bench_tiling
+    from dataengine.bench import tiling as bench_tiling
 
     images = [encode(textured(40 + i, size), "JPEG", quality=90) for i, size in enumerate([(800, 600), (1300, 700)])]
     result = bench_tiling.compare(images)

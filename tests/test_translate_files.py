@@ -11,7 +11,7 @@ from conftest import write_jsonl
 from llm_helpers import ScriptedLLM
 
 from dataengine.cli import main
-from dataengine.readers.records import parse_annotation
+from dataengine.readers.annotations import parse_annotation
 
 
 def test_translate_annotation_file(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
+from dataengine.core.rows import new_row, to_table
 from dataengine.ops.translate import TranslateConfig, attach_translations
-from dataengine.records import new_row, to_table
 from dataengine.translate import vllm
 
 

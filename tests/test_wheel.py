@@ -52,7 +52,7 @@ def test_a_wheel_install_runs_a_pipeline_with_storage_in_the_working_directory(w
     py = wheel_venv / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k not in ("DATAENGINE_STORAGE", "PYTHONPATH")}
     where = subprocess.run(
-        [py, "-c", "import dataengine, dataengine.pipeline as p, dataengine.schema as s; "
+        [py, "-c", "import dataengine, dataengine.pipeline as p, dataengine.core.schema as s; "
                    "print(dataengine.__file__); print(sorted(x.stem for x in p.PIPELINE_DIR.glob('*.yaml'))); "
                    "print(s.load('samples').names[:1])"],
         capture_output=True, text=True, cwd=tmp_path, env=env,

@@ -26,12 +26,12 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine import stage_stats
-from dataengine.ids import run_token
-from dataengine.metrics import StageMetrics, stage_labels
-from dataengine.records import Reject, is_rejected, reject, to_table
-from dataengine.stage_stats import named
-from dataengine.storage import delete_dir, join
+from dataengine.core import stage_stats
+from dataengine.core.ids import run_token
+from dataengine.core.metrics import StageMetrics, stage_labels
+from dataengine.core.rows import Reject, is_rejected, reject, to_table
+from dataengine.core.stage_stats import named
+from dataengine.core.storage import delete_dir, join
 
 Kind = Literal["row", "batch", "dataset"]
 

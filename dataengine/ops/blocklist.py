@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from dataengine.core.rows import Reject
 from dataengine.ops.base import RowStage, StageConfig
-from dataengine.records import Reject
 
 
 class BlocklistConfig(StageConfig):

@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dataengine import schema
-from dataengine.ids import content_hash, run_token
-from dataengine.metrics import StageMetrics
+from dataengine.core import schema
+from dataengine.core.ids import content_hash, run_token
+from dataengine.core.metrics import StageMetrics
+from dataengine.core.stage_stats import named
+from dataengine.core.storage import join, write_parquet_atomic
 from dataengine.ops.base import DatasetStage, RunContext, StageConfig
-from dataengine.stage_stats import named
-from dataengine.storage import join, write_parquet_atomic
 
 RESULT_SCHEMA = pa.schema([("table", pa.string()), ("file", pa.string()), ("rows", pa.int64())])
 

@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import Field, model_validator
 
+from dataengine.core.rows import Reject, to_table
 from dataengine.ops.base import RowStage, RunContext, SignatureStage, Stage, StageConfig
-from dataengine.records import Reject, to_table
 
 STAGE = "filter"
 

@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import Field
 
-from dataengine.ids import content_hash
+from dataengine.core.ids import content_hash
+from dataengine.core.rows import Reject
 from dataengine.ops.base import RowStage, StageConfig
-from dataengine.records import Reject
 
 LOSSLESS = {"PNG", "GIF", "BMP", "TIFF"}
 WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}

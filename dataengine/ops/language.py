@@ -18,8 +18,8 @@ from langdetect import DetectorFactory, detect_langs
 from langdetect.lang_detect_exception import LangDetectException
 from pydantic import Field
 
+from dataengine.core.rows import Reject
 from dataengine.ops.base import RowStage, StageConfig
-from dataengine.records import Reject
 
 DetectorFactory.seed = 0
 TAGS = re.compile(r"</?\w+>")

@@ -13,9 +13,9 @@ from typing import Any, Literal
 import pyarrow.fs as pafs
 from pydantic import Field
 
+from dataengine.core.rows import Reject
+from dataengine.core.storage import is_remote, resolve
 from dataengine.ops.base import RowStage, StageConfig
-from dataengine.records import Reject
-from dataengine.storage import is_remote, resolve
 
 
 class ResolveConfig(StageConfig):

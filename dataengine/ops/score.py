@@ -21,12 +21,11 @@ from typing import Any, Literal
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from dataengine.metrics import StageMetrics
+from dataengine.core.metrics import StageMetrics
+from dataengine.core.rows import reject, texts_of
+from dataengine.core.storage import join, resolve
 from dataengine.ops.base import BatchStage, Compute, StageConfig
-from dataengine.records import reject
-from dataengine.scorer.examples import texts_of
 from dataengine.scorer.scoring import SCORE_COLUMNS
-from dataengine.storage import join, resolve
 
 STAGE = "score"
 
@@ -70,14 +69,14 @@ class Score(BatchStage):
             return
         import torch
 
-        from dataengine.scorer.model import load, resolve_model
+        from dataengine.scorer.model import load, resolve_checkpoint
         from dataengine.scorer.scoring import Scorer
 
         if self.cfg.num_threads:
             torch.set_num_threads(self.cfg.num_threads)
         device = None if self.cfg.device == "auto" else self.cfg.device
         model = load(
-            resolve_model(self.cfg.model, storage), device=device, trust_remote_code=self.cfg.trust_remote_code
+            resolve_checkpoint(self.cfg.model, storage), device=device, trust_remote_code=self.cfg.trust_remote_code
         )
         self.scorer = Scorer(model, loglik=self.cfg.loglik, max_batch_tiles=self.cfg.max_batch_tiles)
         self.label = self.scorer.label

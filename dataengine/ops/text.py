@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 
-from dataengine.ids import content_hash
+from dataengine.core.ids import content_hash
+from dataengine.core.rows import Reject
 from dataengine.ops.base import RowStage, StageConfig
-from dataengine.records import Reject
 
 HTML_OPEN = re.compile(r"<(script|style)\b[^<>]{0,2000}>", re.I)  # bounded, so no run of opens goes quadratic
 HTML_CLOSE = {tag: re.compile(rf"</{tag}\s*>", re.I) for tag in ("script", "style")}

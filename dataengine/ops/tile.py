@@ -15,12 +15,12 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from dataengine import schema
-from dataengine.ids import content_hash, run_token
-from dataengine.metrics import StageMetrics
+from dataengine.core import schema
+from dataengine.core.ids import content_hash, run_token
+from dataengine.core.metrics import StageMetrics
+from dataengine.core.rows import reject
+from dataengine.core.storage import join, write_bytes_atomic, write_parquet_atomic
 from dataengine.ops.base import BatchStage, RunContext, StageConfig
-from dataengine.records import reject
-from dataengine.storage import join, write_bytes_atomic, write_parquet_atomic
 from dataengine.tiling import tile_encoded
 
 TILES_DIR = "tiles"
@@ -34,7 +34,7 @@ def index_name(run_id: str) -> str:
 
 def _shards_of(output: str, run_id: str) -> list[str]:
     """This run's shard files under `output/tiles/` (a committed run's may sit beside them until this one commits)."""
-    from dataengine.storage import list_files
+    from dataengine.core.storage import list_files
 
     prefix = f"shard-{run_token(run_id)}-"
     return [f for f in list_files(join(output, TILES_DIR), (".parquet",)) if f.rsplit("/", 1)[-1].startswith(prefix)]
@@ -160,7 +160,7 @@ def prune_shards(output: str, run_id: str, accepted: set[str]) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from dataengine.storage import delete_file, exists, resolve
+    from dataengine.core.storage import delete_file, exists, resolve
 
     pruned, kept_ids = 0, pa.array(sorted(accepted), pa.string())
     for shard in _shards_of(output, run_id):

@@ -13,9 +13,9 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from dataengine.metrics import StageMetrics
+from dataengine.core.metrics import StageMetrics
+from dataengine.core.rows import reject, to_table
 from dataengine.ops.base import BatchStage, Compute, DatasetStage, RunContext, Stage, StageConfig, Strict
-from dataengine.records import reject, to_table
 
 STAGE = "translate"
 
@@ -77,7 +77,7 @@ class Translate(BatchStage):
 
     def setup(self) -> None:
         from dataengine.translate.cache import TranslationCache
-        from dataengine.translate.engines import build
+        from dataengine.translate.engines import build_engine
         from dataengine.translate.prompt import PROMPT_VERSION, glossary_hash
         from dataengine.translate.translator import Translator
         from dataengine.translate.validate import ValidationConfig
@@ -97,7 +97,7 @@ class Translate(BatchStage):
                 prefix_cache=cfg.prefix_cache,
                 onednn=cfg.onednn,
             )
-        self.engine = build(cfg.engine, **options)
+        self.engine = build_engine(cfg.engine, **options)
         cache = TranslationCache(storage, self.engine, PROMPT_VERSION, glossary_hash(cfg.glossary))
         self.prompt_version = PROMPT_VERSION
         self.translator = Translator(
@@ -228,7 +228,7 @@ def translate_with_vllm(ds: Any, cfg: TranslateConfig, storage: str) -> Any:
         vllm.segment_rows,
         fn_kwargs={"glossary": cfg.glossary, "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature},
     )
-    return attach_translations(ds, vllm.build(cfg, path)(segs), cfg)
+    return attach_translations(ds, vllm.build_processor(cfg, path)(segs), cfg)
 
 
 def attach_translations(ds: Any, results: Any, cfg: TranslateConfig) -> Any:

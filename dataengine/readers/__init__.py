@@ -9,13 +9,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from dataengine.core.rows import reject, to_table
+from dataengine.core.storage import is_remote, list_files, resolve
+from dataengine.readers.annotations import STAGE, base_row
 from dataengine.readers.jsonl import read_jsonl
 from dataengine.readers.meta import _rel, meta_tasks, referenced_annotations
 from dataengine.readers.parquet import read_parquet
-from dataengine.readers.records import STAGE, base_row
 from dataengine.readers.webdataset import read_webdataset
-from dataengine.records import reject, to_table
-from dataengine.storage import is_remote, list_files, resolve
 
 FORMATS = {".jsonl": "jsonl", ".json": "meta", ".parquet": "parquet", ".tar": "webdataset"}
 

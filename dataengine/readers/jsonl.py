@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from dataengine.readers.records import STAGE, base_row, parse_annotation
-from dataengine.records import reject
-from dataengine.storage import resolve
+from dataengine.core.rows import reject
+from dataengine.core.storage import resolve
+from dataengine.readers.annotations import STAGE, base_row, parse_annotation
 
 CHUNK = 1 << 20
 BOM = b"\xef\xbb\xbf"

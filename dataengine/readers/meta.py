@@ -6,8 +6,8 @@ import os
 import posixpath
 from typing import Any
 
-from dataengine.readers.records import load_json
-from dataengine.storage import exists, is_remote, read_bytes
+from dataengine.core.storage import exists, is_remote, read_bytes
+from dataengine.readers.annotations import load_json
 
 
 def _under(base_dir: str, path: str) -> str:

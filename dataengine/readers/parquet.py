@@ -8,9 +8,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from dataengine.readers.records import STAGE, base_row, fill_text, original_key
-from dataengine.records import reject
-from dataengine.storage import resolve
+from dataengine.core.rows import reject
+from dataengine.core.storage import resolve
+from dataengine.readers.annotations import STAGE, base_row, fill_text, original_key
 
 IMAGE_COLUMNS = ("image", "image_bytes", "jpg", "png", "webp", "img")
 

@@ -7,9 +7,9 @@ import tarfile
 from collections.abc import Iterator
 from typing import Any
 
-from dataengine.readers.records import STAGE, base_row, fill_text, load_json, original_key
-from dataengine.records import reject
-from dataengine.storage import resolve
+from dataengine.core.rows import reject
+from dataengine.core.storage import resolve
+from dataengine.readers.annotations import STAGE, base_row, fill_text, load_json, original_key
 
 IMAGE_EXTS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"}
 TEXT_EXTS = {"txt", "json"}

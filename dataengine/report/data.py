@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 
-from dataengine.inspect import run_stats
+from dataengine.report.summary import run_stats
 
 SCORE_COLUMNS = ["match_en", "match_zh", "loglik_en", "loglik_zh", "translation_drift"]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import polars as pl
 
+from dataengine.core.storage import is_remote, join
 from dataengine.ops.language import script_counts
 from dataengine.report import thumbs
 from dataengine.report.data import SCORE_COLUMNS, scan, stage_setting
-from dataengine.storage import is_remote, join
 
 MAX_CHARS = 600
 SAMPLE_COLUMNS = ["id", "source", "location", "image", "image_path", "image_root", "width", "height", "caption",
@@ -157,7 +157,7 @@ def image_roots(files: list[str]) -> dict[str, str]:
     return dict(zip(df["source"], df["image_root"], strict=True))
 
 
-def build(record: dict[str, Any], n: int) -> dict[str, list[dict[str, Any]]]:
+def cards(record: dict[str, Any], n: int) -> dict[str, list[dict[str, Any]]]:
     """n accepted and n rejected cards: accepted spread over sources, rejects over reasons."""
     files = record.get("files") or {}
     sources = SourceImages(record, image_roots(files.get("samples", [])))

@@ -9,8 +9,8 @@ from typing import Any
 import jinja2
 
 from dataengine import __version__
+from dataengine.core.storage import write_bytes_atomic
 from dataengine.report import charts, data, gallery
-from dataengine.storage import write_bytes_atomic
 
 ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dataengine.report", "templates"),
@@ -41,7 +41,7 @@ def context(record: dict[str, Any], gallery_size: int = 24) -> dict[str, Any]:
             "drift": svg_uri(charts.drift(stats["score_table"], stats["max_drift"])),
             "throughput": svg_uri(charts.throughput(stats["throughput"])),
         },
-        "gallery": gallery.build(record, gallery_size),
+        "gallery": gallery.cards(record, gallery_size),
         "started": _when(record.get("started_at")),
         "generated": _when(datetime.datetime.now(datetime.UTC).timestamp()),
         "version": __version__,

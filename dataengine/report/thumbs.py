@@ -14,10 +14,10 @@ import warnings
 import pyarrow.fs as pafs
 from PIL import Image, ImageOps
 
+from dataengine.core.rows import Reject
+from dataengine.core.storage import is_remote, resolve
 from dataengine.ops.image import ImageConfig, to_rgb
 from dataengine.ops.resolve import Resolve, ResolveConfig
-from dataengine.records import Reject
-from dataengine.storage import is_remote, resolve
 
 SIDE = 160
 MAX_PIXELS = ImageConfig.model_fields["max_pixels"].default

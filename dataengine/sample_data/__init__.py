@@ -1,6 +1,6 @@
 """Offline sample dataset for the demo: real photos, rendered bilingual documents and deliberate defects.
 
-`build` writes an InternVL meta JSON with photos/documents/defects (and scaled) JSONL annotations, a Parquet
+`build_dataset` writes an InternVL meta JSON with photos/documents/defects (and scaled) JSONL annotations, a Parquet
 file and a WebDataset shard. Photos come from images shipped inside installed packages (scikit-image,
 scikit-learn, matplotlib); charts, receipts, signs and tables are rendered here with Pillow, so nothing is
 downloaded. Each defect is listed in the dataset's README.md with the reject reason `pipelines/demo.yaml`
@@ -27,7 +27,7 @@ from dataengine.sample_data.web import scaled_one, write_web
 
 
 # ---------------------------------------------------------------- build
-def build(target: str, scale: int = 0, seed: int = 0) -> dict[str, int]:
+def build_dataset(target: str, scale: int = 0, seed: int = 0) -> dict[str, int]:
     """Write the sample dataset into `target` atomically (a temp sibling renamed into place); returns counts."""
     target = os.path.abspath(target)
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -141,7 +141,7 @@ def ensure(target: str, scale: int = 0, rebuild: bool = False, console: Console 
         say(f"sample data: {target} already built; pass rebuild to rebuild it")
         return target
     start = time.perf_counter()
-    counts = build(target, scale=scale)
+    counts = build_dataset(target, scale=scale)
     say(
         f"sample data: built {target} in {time.perf_counter() - start:.1f}s ("
         + ", ".join(f"{v} {k}" for k, v in counts.items())

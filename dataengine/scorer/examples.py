@@ -5,50 +5,28 @@ evaluate the scorer."""
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 
-from dataengine.ids import content_hash
+from dataengine import manifest
+from dataengine.core.ids import content_hash
+from dataengine.core.rows import texts_of
+from dataengine.core.storage import exists, join, list_files
 from dataengine.scorer.lexicon import KINDS, perturb, perturb_kind, spatial_kind
 from dataengine.shards import iter_samples, without_thumbnail
-from dataengine.storage import exists, join, list_files
 
 PAIRS_SCHEMA = pa.schema(
     [("id", pa.string()), ("en", pa.string()), ("zh", pa.string()), ("tiles", pa.list_(pa.binary()))]
 )
-_IMAGE_TAG = re.compile(r"<image>\s*")
 # relation swaps (left/right, above/below) are the hardest negatives (the tiny preset has not learnt them in
 # the budget tried, BENCHMARKS.md): training tries one first this often; evaluation draws every kind uniformly
 SPATIAL_FIRST = 0.5
 
 
-def _answers(turns: list[dict[str, str]] | None) -> str | None:
-    """The answer (gpt) turns of a conversation, joined: what the scorer checks against the image."""
-    if not turns:
-        return None
-    text = " ".join(_IMAGE_TAG.sub("", t["value"]).strip() for t in turns if t["from"] == "gpt")
-    return text or None
-
-
-def texts_of(row: dict[str, Any]) -> dict[str, str | None]:
-    """The English and Chinese text of a sample: the caption, or a conversation's answer turns."""
-    own = row.get("caption") or _answers(row.get("conversations"))
-    zh = row.get("caption_zh") or _answers(row.get("conversations_zh"))
-    lang = row.get("language")
-    if lang == "zh":
-        return {"en": None, "zh": own}
-    if lang in ("en", None):  # no language stage: the source text is taken as English
-        return {"en": own, "zh": zh}
-    return {"en": None, "zh": zh}
-
-
 def resolve_run(data: str, storage: str) -> str:
     """A run id under `<storage>/runs/` or a run output URI -> the output URI holding samples/ and tiles/."""
-    from dataengine import manifest  # not at import time: manifest -> pipeline -> ops.score -> here
-
     if "/" not in data and exists(join(storage, "runs", data, manifest.FILENAME)):
         return manifest.load(data, storage)["output"]
     if exists(join(data, "samples")):

@@ -268,7 +268,7 @@ def load(
     return ScorerModel(model, tokenizer, meta, device)
 
 
-def resolve_model(ref: str, storage: str) -> str:
+def resolve_checkpoint(ref: str, storage: str) -> str:
     """NAME[:VERSION] trained into `<storage>/models/NAME/VERSION/model` (latest version when omitted), or a
     local checkpoint folder as is."""
     if os.path.isdir(ref):

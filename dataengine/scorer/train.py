@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from dataengine.core.storage import join
 from dataengine.ops.base import Strict
 from dataengine.scorer import examples as ex
 from dataengine.scorer.model import ScorerMeta, build_tiny, load
-from dataengine.storage import join
 
 STATE = "train_state.pt"
 HISTORY = "history.json"

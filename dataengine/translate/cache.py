@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dataengine.storage import default_root, exists, join, read_bytes, write_bytes_atomic
+from dataengine.core.storage import default_root, exists, join, read_bytes, write_bytes_atomic
 
 if TYPE_CHECKING:
     from dataengine.translate.engines import Engine

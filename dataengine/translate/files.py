@@ -13,10 +13,10 @@ import json
 import os
 from typing import Any
 
+from dataengine.core.rows import new_row
+from dataengine.core.storage import atomic_write
+from dataengine.readers.annotations import fill_text, load_json
 from dataengine.readers.jsonl import iter_lines
-from dataengine.readers.records import fill_text, load_json
-from dataengine.records import new_row
-from dataengine.storage import atomic_write
 from dataengine.translate.translator import Outcome, Translator
 
 CHUNK = 64

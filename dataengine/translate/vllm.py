@@ -137,13 +137,13 @@ def result(sid: str, texts: list[str] | None, ks: list[int] | None, status: str,
     return {"id": sid, "vllm_texts": texts, "vllm_ks": ks, "vllm_status": status, "vllm_detail": detail}
 
 
-def build(cfg: Any, model_path: str) -> Any:
+def build_processor(cfg: Any, model_path: str) -> Any:
     """The Ray Data LLM processor for our segment rows."""
-    from ray.data.llm import build_processor
+    from ray.data import llm
 
     validation = cfg.validation.model_dump()
     keep = ("id", "k", "n", "protected", "spans", "sampling_params")
-    return build_processor(
+    return llm.build_processor(
         processor_config(cfg, model_path),
         preprocess=lambda row: {**{k: row[k] for k in keep}, "messages": row["messages"]},
         postprocess=lambda row: checked(row, validation),

@@ -32,7 +32,7 @@ class Engine(ABC):
         """One completion per conversation in `batch`, in order."""
 
 
-def build(kind: str, **options: Any) -> Engine:
+def build_engine(kind: str, **options: Any) -> Engine:
     """An engine by name: transformers (in process), openai (HTTP), vllm (GPU clusters only)."""
     if kind == "transformers":
         from dataengine.translate.engines.hf import TransformersEngine

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-PACKAGE_DIR = Path(__file__).resolve().parent  # holds pipelines/ and schemas/ too, in a wheel as in a checkout
+# the dataengine package: holds pipelines/ and schemas/ too, in a wheel as in a checkout
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def default_root() -> str:

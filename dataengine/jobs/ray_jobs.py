@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
+from dataengine.core.storage import PACKAGE_DIR
 from dataengine.pipeline import PipelineSpec
-from dataengine.storage import PACKAGE_DIR
 
 EXCLUDES = ["**/__pycache__/", "*.parquet"]
 SPEC_FILE = ".dataengine-job-spec.yaml"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataengine.storage import PACKAGE_DIR
+from dataengine.core.storage import PACKAGE_DIR
 
 SCHEMA_DIR = PACKAGE_DIR / "schemas"
 _PRIMITIVES = {

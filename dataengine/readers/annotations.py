@@ -6,8 +6,8 @@ import json
 import re
 from typing import Any
 
-from dataengine.ids import sample_id
-from dataengine.records import new_row, reject
+from dataengine.core.ids import sample_id
+from dataengine.core.rows import new_row, reject
 
 STAGE = "ingest"
 

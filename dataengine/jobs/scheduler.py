@@ -22,10 +22,10 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from dataengine import jobs
+from dataengine.core.storage import exists, join, read_bytes, write_bytes_atomic
+from dataengine.jobs import ray_jobs
+from dataengine.jobs.cron import OnFailure, fire_times_between, latest_fire_time
 from dataengine.pipeline import PipelineSpec
-from dataengine.schedule import OnFailure, fire_times_between, latest_fire_time
-from dataengine.storage import exists, join, read_bytes, write_bytes_atomic
 
 log = logging.getLogger("dataengine.scheduler")
 ACTIVE = {"PENDING", "RUNNING"}
@@ -98,9 +98,9 @@ class Scheduler:
     def active_jobs(self, name: str) -> list[str]:
         """Submission ids of this pipeline's jobs that are PENDING or RUNNING on the cluster (any submitter)."""
         found = []
-        for job in jobs.client(self.address, self.token).list_jobs():
+        for job in ray_jobs.client(self.address, self.token).list_jobs():
             state = str(getattr(job.status, "value", job.status))
-            if state in ACTIVE and (job.metadata or {}).get(jobs.PIPELINE_KEY) == name:
+            if state in ACTIVE and (job.metadata or {}).get(ray_jobs.PIPELINE_KEY) == name:
                 found.append(job.submission_id or job.job_id)
         return found
 
@@ -125,7 +125,7 @@ class Scheduler:
                 entry["attempts"].append(record)
                 self.history.record(name, entry)
                 log.info("%s: submitting %s (attempt %d of %d)", name, submission_id, attempt + 1, policy.retries + 1)
-                jobs.submit(
+                ray_jobs.submit(
                     spec, self.address, storage=self.job_storage, token=self.token, submission_id=submission_id
                 )
                 state, message = self._wait(submission_id)
@@ -148,7 +148,7 @@ class Scheduler:
 
     def _wait(self, submission_id: str) -> tuple[str, str | None]:
         """Poll the job until it ends; ("DETACHED", None) when the scheduler stops first."""
-        client = jobs.client(self.address, self.token)
+        client = ray_jobs.client(self.address, self.token)
         errors = 0
         while not self.stopping.is_set():
             try:
@@ -160,7 +160,7 @@ class Scheduler:
                     raise
             else:
                 state = str(getattr(info.status, "value", info.status))
-                if state in jobs.TERMINAL:
+                if state in ray_jobs.TERMINAL:
                     return state, info.message
             self.stopping.wait(self.poll_s)
         return "DETACHED", None

@@ -6,6 +6,7 @@ later stages pass it through, so export can account for every input record.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -96,3 +97,26 @@ def is_rejected(row: dict[str, Any]) -> bool:
 
 def to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=WORK_SCHEMA)
+
+
+_IMAGE_TAG = re.compile(r"<image>\s*")
+
+
+def _answers(turns: list[dict[str, str]] | None) -> str | None:
+    """The answer (gpt) turns of a conversation, joined: what the scorer checks against the image."""
+    if not turns:
+        return None
+    text = " ".join(_IMAGE_TAG.sub("", t["value"]).strip() for t in turns if t["from"] == "gpt")
+    return text or None
+
+
+def texts_of(row: dict[str, Any]) -> dict[str, str | None]:
+    """The English and Chinese text of a sample: the caption, or a conversation's answer turns."""
+    own = row.get("caption") or _answers(row.get("conversations"))
+    zh = row.get("caption_zh") or _answers(row.get("conversations_zh"))
+    lang = row.get("language")
+    if lang == "zh":
+        return {"en": None, "zh": own}
+    if lang in ("en", None):  # no language stage: the source text is taken as English
+        return {"en": own, "zh": zh}
+    return {"en": None, "zh": zh}

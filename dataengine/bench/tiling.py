@@ -129,7 +129,7 @@ def load_dir(path: str) -> list[bytes]:
 
 
 def _read_into_rows(batch: Any) -> Any:
-    from dataengine.records import new_row, to_table
+    from dataengine.core.rows import new_row, to_table
 
     rows = [
         new_row(id=os.path.basename(p) + f"#{i}", image_out=open(p, "rb").read())
@@ -159,9 +159,9 @@ def bench_ray(images: list[bytes], repeat: int, num_cpus: int, object_store_mb: 
     import pyarrow as pa
     import ray
 
-    from dataengine.bench import MemorySampler
+    from dataengine.bench.clean import MemorySampler
+    from dataengine.core.storage import list_files
     from dataengine.ops.tile import TILES_DIR, TileConfig
-    from dataengine.storage import list_files
 
     passes = 3  # single-process baselines over several passes: one pass of a dozen images is too noisy
     tile_encoded(images[0])

@@ -1,0 +1,16 @@
+"""The `dataengine` command line. `base` holds `main`, its groups, the console and `--set`; each other module
+hangs the commands of one part of the engine on them:
+
+run        run, demo, sample-data
+report     runs, inspect, report, export internvl
+jobs       submit, status
+scheduler  scheduler
+translate  translate, serve translator, models pull
+scorer     train scorer, serve scorer
+bench      bench clean/tiling/translate/scorer, eval translation
+"""
+
+from dataengine.cli import bench, jobs, report, run, scheduler, scorer, translate  # noqa: F401  (registers them)
+from dataengine.cli.base import main
+
+__all__ = ["main"]

@@ -1,0 +1,181 @@
+"""Benchmark and evaluation commands: `bench clean`, `bench tiling`, `bench translate`, `bench scorer` and
+`eval translation` (their code is in dataengine.bench)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import click
+from rich.table import Table
+
+from dataengine.cli.base import bench, console, eval_group
+from dataengine.cli.scorer import print_metrics, shapes_run
+from dataengine.cli.translate import translator_for
+from dataengine.core.storage import join
+
+
+@bench.command("clean")
+@click.option("--scale", default=5000, type=int, help="scaled sample dataset size to build and use")
+@click.option("--data", default=None, help="use this dataset instead of the scaled sample")
+@click.option("--num-cpus", default=None, type=int, help="CPUs for the local Ray (default: all)")
+@click.pass_context
+def bench_clean_cmd(ctx: click.Context, scale: int, data: str | None, num_cpus: int | None) -> None:
+    """Samples/s and peak memory of pipelines/clean.yaml on the scaled sample dataset."""
+    from dataengine import sample_data
+    from dataengine.bench.clean import bench_clean
+
+    if data is None:
+        data = sample_data.ensure(join(ctx.obj["storage"], "datasets", f"demo-x{scale}"), scale=scale, console=console)
+    result = bench_clean(data, ctx.obj["storage"], num_cpus)
+    table = Table("metric", "value", title="bench clean")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@bench.command("tiling")
+@click.option("--images", "images_dir", default=None, help="a folder of images instead of the built photo sets")
+@click.option("--n-web", default=60, type=int, help="web-sized photos (320-1600 px) to build")
+@click.option("--n-camera", default=12, type=int, help="camera-sized photos (3000-4000 px) to build")
+@click.option("--ray/--no-ray", "with_ray", default=False, help="also time the tile stage through Ray")
+@click.option("--ray-repeat", default=10, type=int, help="passes over the camera set in the Ray run")
+@click.option("--num-cpus", default=2, type=int)
+@click.option("--object-store-mb", default=200, type=int, help="object store of the Ray run (kept small)")
+def bench_tiling_cmd(
+    images_dir: str | None,
+    n_web: int,
+    n_camera: int,
+    with_ray: bool,
+    ray_repeat: int,
+    num_cpus: int,
+    object_store_mb: int,
+) -> None:
+    """Reference (PIL) vs fast tiling, one process, one core: images/s, tiles/s, ratio, PSNR; optionally Ray."""
+    import numpy as np
+
+    from dataengine.bench import tiling as bt
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sets = (
+        {"images": bt.load_dir(images_dir)}
+        if images_dir
+        else {"web": bt.photo_set("web", n_web, seed=1), "camera": bt.photo_set("camera", n_camera, seed=2)}
+    )
+    table = Table(
+        "set",
+        "images",
+        "tiles",
+        "ref img/s",
+        "fast img/s",
+        "ref tiles/s",
+        "fast tiles/s",
+        "speedup",
+        "grids",
+        "PSNR median",
+        "PSNR min",
+        title="bench tiling (1 process, 1 core)",
+    )
+    scores = []
+    for name, images in sets.items():
+        r = bt.compare(images)
+        scores += r.pop("psnr_values")
+        table.add_row(
+            name,
+            str(r["images"]),
+            str(r["tiles"]),
+            str(r["reference_images_per_s"]),
+            str(r["fast_images_per_s"]),
+            str(r["reference_tiles_per_s"]),
+            str(r["fast_tiles_per_s"]),
+            f"{r['speedup']}x",
+            "identical" if r["grids_identical"] else "DIFFER",
+            f"{r['psnr_median_db']} dB",
+            f"{r['psnr_min_db']} dB",
+        )
+    console.print(table)
+    if len(sets) > 1:
+        console.print(
+            f"all sets: {len(scores)} tiles, PSNR median {np.median(scores):.2f} dB, min {np.min(scores):.2f} dB"
+        )
+    if with_ray:
+        images = sets.get("camera") or next(iter(sets.values()))
+        res = bt.bench_ray(images, ray_repeat, num_cpus, object_store_mb)
+        ray_table = Table("metric", "value", title="tile stage through Ray")
+        for key, value in res.items():
+            ray_table.add_row(key, str(value))
+        console.print(ray_table)
+
+
+@bench.command("translate")
+@click.option("--model", default="demo-translator")
+@click.option("--n", default=20, type=int, help="captions (the sample set has 20; more repeat them)")
+@click.option("--batch-size", default=16, type=int)
+@click.option("--max-new-tokens", default=128, type=int)
+@click.option(
+    "--ablation/--no-ablation",
+    default=True,
+    help="also run with one optimisation off at a time: finished rows kept, prefix cache off, oneDNN off",
+)
+@click.option("--repeats", default=1, type=int, help="run batched / one at a time this many times in turn")
+@click.pass_context
+def bench_translate_cmd(
+    ctx: click.Context, model: str, n: int, batch_size: int, max_new_tokens: int, ablation: bool, repeats: int
+) -> None:
+    """Transformers engine on this machine: batched vs one at a time, and a cached re-run."""
+    from dataengine.bench.translate import run
+
+    console.print_json(json.dumps(run(model, ctx.obj["storage"], n, batch_size, max_new_tokens, ablation, repeats)))
+
+
+@bench.command("scorer")
+@click.option("--n", default=2400, type=int, help="shapes-world samples to build")
+@click.option("--workers", default=2, type=int)
+@click.option("--steps", default=None, type=int)
+@click.option("--version", "version", default=None, help="model version (default: bench-<timestamp>)")
+@click.pass_context
+def bench_scorer(ctx: click.Context, n: int, workers: int, steps: int | None, version: str | None) -> None:
+    """Train the tiny scorer on the shapes world with Ray Train; report time and held-out ROC-AUC."""
+    from dataengine.scorer.train import TrainConfig, train
+
+    storage = ctx.obj["storage"]
+    t0 = time.perf_counter()
+    output = shapes_run(storage, n)
+    prep = time.perf_counter() - t0
+    fields: dict[str, Any] = {"name": "shapes-scorer", "version": version or time.strftime("bench-%Y%m%d-%H%M%S")}
+    fields["workers"] = workers
+    if steps:
+        fields["steps"] = steps
+    metrics = train(output, TrainConfig(**fields), storage)
+    print_metrics(metrics)
+    summary = {
+        "pipeline_s": round(prep, 1),
+        "train_s": metrics["seconds"],
+        "cpus": os.cpu_count(),
+        **metrics["final"],
+    }
+    console.print(json.dumps(summary))
+
+
+@eval_group.command("translation")
+@click.option("--n", default=24, type=int, help="sentences (HSK levels 4-6)")
+@click.option("--model", default="demo-translator")
+@click.option("--engine", type=click.Choice(["transformers", "openai"]), default="transformers")
+@click.option("--base-url", default="http://127.0.0.1:8000/v1")
+@click.option("--batch-size", default=16, type=int)
+@click.pass_context
+def eval_translation(ctx: click.Context, n: int, model: str, engine: str, base_url: str, batch_size: int) -> None:
+    """BLEU (zh tokenizer) and chrF of EN->ZH translation on the HSK sentence pairs (no cache)."""
+    from dataengine.bench.eval_translation import evaluate, hsk_pairs
+
+    translator, _ = translator_for(ctx.obj["storage"], model, engine, base_url, batch_size, False)
+    t0 = time.perf_counter()
+    result = evaluate(translator, hsk_pairs(n))
+    console.print(
+        f"{result['sentences']} sentences in {time.perf_counter() - t0:.1f} s: BLEU {result['bleu_zh']} "
+        f"(zh tokenizer), chrF {result['chrf']}, passed validation {result['validated']}"
+    )
+    for ex in result["examples"]:
+        console.print(f"  EN  {ex['en']}\n  REF {ex['ref']}\n  HYP {ex['hyp']}")
