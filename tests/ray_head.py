@@ -55,7 +55,7 @@ def _env() -> dict[str, str]:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
     # a head turns token auth on when a token exists; nodes joining by address only when told (Ray 2.60)
-    from dataengine.jobs import auth_token
+    from dataengine.jobs.ray_jobs import auth_token
 
     if "RAY_AUTH_MODE" not in env and auth_token():
         env["RAY_AUTH_MODE"] = "token"

@@ -278,7 +278,7 @@ def test_serve_translator_needs_its_api_key(translator, tiny_llm, monkeypatch):
 
 
 def test_bench_translate_reports_both_modes_ablations_and_a_cached_rerun(tiny_llm):
-    from dataengine.translate import bench
+    from dataengine.bench import translate as bench
 
     result = bench.run(str(tiny_llm), None, n=4, batch_size=4, max_new_tokens=4, repeats=2)
     assert len(result["batched"]["wall_s_runs"]) == 2 and len(result["batching_speedup_runs"]) == 2
