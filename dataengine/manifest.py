@@ -11,17 +11,19 @@ from typing import Any
 
 from dataengine import __version__
 from dataengine.core.storage import default_root, exists, join, list_files, read_bytes, write_bytes_atomic
-from dataengine.pipeline import PipelineSpec
 
 FILENAME = "manifest.json"
 STARTED = "started.json"
 
 
-def started(run_id: str, spec: PipelineSpec, input_uri: str, output: str, t0: float) -> dict[str, Any]:
+def started(
+    run_id: str, pipeline: str, config: dict[str, Any], input_uri: str, output: str, t0: float
+) -> dict[str, Any]:
+    """The record of a run that has begun: `config` is its whole pipeline spec as JSON."""
     return {
         "run_id": run_id,
-        "pipeline": spec.name,
-        "config": spec.model_dump(mode="json"),
+        "pipeline": pipeline,
+        "config": config,
         "input": input_uri,
         "output": output,
         "started_at": t0,

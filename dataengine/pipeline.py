@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from dataengine.core.config import Strict
+from dataengine.core.cron import ScheduleSpec
 from dataengine.core.storage import PACKAGE_DIR
-from dataengine.jobs.cron import ScheduleSpec
-from dataengine.ops import REGISTRY
-from dataengine.ops.base import StageConfig, Strict
+from dataengine.ops import REGISTRY, stage_for
+from dataengine.ops.base import StageConfig
 
 PIPELINE_DIR = PACKAGE_DIR / "pipelines"
 # one config model per registered stage, told apart by `op`
@@ -72,7 +73,7 @@ class PipelineSpec(Strict):
             if missing:  # it reads the columns those stages set
                 raise ValueError(f"stages[{i}] ({op}) needs {sorted(missing)} before it")
             stage = self.stages[i]
-            if stage.actors_only and stage.stage_class().kind != "dataset" and stage.compute.kind != "actors":
+            if stage.actors_only and stage_for(stage).kind != "dataset" and stage.compute.kind != "actors":
                 raise ValueError(f"stages[{i}] ({op}) runs on an actor pool: set compute.kind: actors")
         if "score" in ops and "translate" in ops and ops.index("translate") > ops.index("score"):
             raise ValueError("stages: 'translate' must come before 'score' (match_zh scores the translation)")

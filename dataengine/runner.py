@@ -27,6 +27,10 @@ from dataengine.core.ids import content_hash, run_token
 from dataengine.core.metrics import StageMetrics, live_progress
 from dataengine.core.stage_stats import named
 from dataengine.core.storage import (
+    REJECTS_DIR,
+    SAMPLES_DIR,
+    TILES_DIR,
+    WORK_DIR,
     default_root,
     delete_dir,
     delete_dir_if_empty,
@@ -37,7 +41,7 @@ from dataengine.core.storage import (
     read_bytes,
     write_parquet_atomic,
 )
-from dataengine.ops import RunContext
+from dataengine.ops import RunContext, stage_for
 from dataengine.pipeline import PipelineSpec
 from dataengine.readers import ReadTasks, plan_tasks
 from dataengine.readers.annotations import STAGE as INGEST
@@ -135,8 +139,8 @@ def read(tasks: list[dict[str, Any]], spec: PipelineSpec, ctx: RunContext) -> An
     return ds.map_batches(named(fn, "read"), batch_size=1, batch_format="pyarrow")
 
 
-OUTPUT_DIRS = ("samples", "rejects", "tiles")
-WORK = RunContext.WORK  # output/_work/<run token>/: one run's scratch files and its claim on the output
+OUTPUT_DIRS = (SAMPLES_DIR, REJECTS_DIR, TILES_DIR)
+WORK = WORK_DIR  # output/_work/<run token>/: one run's scratch files and its claim on the output
 
 
 def work_dir(output: str, run_id: str) -> str:
@@ -245,7 +249,7 @@ def _run_planned(
 
     output = plan["output"]
     started = time.time()
-    record = manifest.started(run_id, spec, input_uri, output, started)
+    record = manifest.started(run_id, spec.name, spec.model_dump(mode="json"), input_uri, output, started)
     if "summary" in plan:
         record["incremental"] = dict(plan["summary"])
     manifest.write(run_dir, record, name=manifest.STARTED)
@@ -270,13 +274,13 @@ def _execute(
     ctx = RunContext(run_id, spec.name, output, storage, prior=tuple(plan.get("prior", ())))
     ds = read(plan["tasks"], spec, ctx)
     for config in spec.stages:
-        ds = config.stage_class().attach(ds, config, ctx)
+        ds = stage_for(config).attach(ds, config, ctx)
     files = sorted(ds.take_all(), key=lambda r: (r["table"], r["file"]))  # executes the run: export's files
     stats = [*ctx.stats, *stage_stats.of_dataset(ds, sum(f["rows"] for f in files))]
     sample_files = [f["file"] for f in files if f["table"] == "samples"]
     finished: dict[str, Any] = {}
     for config in spec.stages:
-        finished.update(config.stage_class().finish(config, ctx, sample_files))
+        finished.update(stage_for(config).finish(config, ctx, sample_files))
     check = accounting.check(
         join(ctx.work, INPUT_IDS), sample_files, [f["file"] for f in files if f["table"] == "rejects"]
     )

@@ -11,8 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import simplejpeg
 
-from dataengine.core.storage import exists, join, list_files, read_bytes, resolve
-from dataengine.ops.tile import TILES_DIR
+from dataengine.core.storage import TILES_DIR, exists, join, list_files, read_bytes, resolve
 from dataengine.tiling import to_pixel_values
 
 

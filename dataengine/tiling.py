@@ -104,7 +104,7 @@ def _decode(data: bytes, target: tuple[int, int]) -> Image.Image:
     img.load()
     ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to rotate
     if img.mode != "RGB":
-        from dataengine.ops.image import to_rgb
+        from dataengine.core.images import to_rgb
 
         img = to_rgb(img)
     return img

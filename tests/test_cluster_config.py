@@ -14,7 +14,7 @@ import ray
 import yaml
 
 from dataengine import pipeline
-from dataengine.ops.base import Resources
+from dataengine.core.config import Resources
 from dataengine.translate import vllm
 
 ROOT = Path(__file__).resolve().parents[1]

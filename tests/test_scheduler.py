@@ -24,8 +24,8 @@ from ray_head import start_head
 
 from dataengine import pipeline
 from dataengine.cli import main
+from dataengine.core.cron import ScheduleSpec, fire_times_between, latest_fire_time, next_fire_times
 from dataengine.jobs import ray_jobs
-from dataengine.jobs.cron import ScheduleSpec, fire_times_between, latest_fire_time, next_fire_times
 from dataengine.jobs.scheduler import History, Scheduler
 
 KUBERAY = Path(__file__).resolve().parents[1] / "deploy" / "kuberay"

@@ -160,8 +160,8 @@ def bench_ray(images: list[bytes], repeat: int, num_cpus: int, object_store_mb: 
     import ray
 
     from dataengine.bench.clean import MemorySampler
-    from dataengine.core.storage import list_files
-    from dataengine.ops.tile import TILES_DIR, TileConfig
+    from dataengine.core.storage import TILES_DIR, list_files
+    from dataengine.ops.tile import TileConfig
 
     passes = 3  # single-process baselines over several passes: one pass of a dozen images is too noisy
     tile_encoded(images[0])

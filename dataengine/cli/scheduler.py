@@ -37,7 +37,7 @@ def _enabled(spec: PipelineSpec) -> bool:
 
 
 def _print_next(specs: list[PipelineSpec], n: int) -> None:
-    from dataengine.jobs.cron import next_fire_times
+    from dataengine.core.cron import next_fire_times
     from dataengine.jobs.scheduler import iso
 
     for spec in specs:

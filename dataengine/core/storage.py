@@ -21,6 +21,10 @@ import pyarrow.parquet as pq
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
+# a run's folder: its samples and rejects Parquet, its tile shards, its scratch space (per run token)
+SAMPLES_DIR, REJECTS_DIR, TILES_DIR, WORK_DIR = "samples", "rejects", "tiles", "_work"
+
+
 def default_root() -> str:
     """The data root: `$DATAENGINE_STORAGE`, else `storage/` in the working directory (in a checkout, the embedded
     `storage/` when run from its root). Never inside the installed package."""

@@ -22,9 +22,9 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 
+from dataengine.core.cron import OnFailure, fire_times_between, latest_fire_time
 from dataengine.core.storage import exists, join, read_bytes, write_bytes_atomic
 from dataengine.jobs import ray_jobs
-from dataengine.jobs.cron import OnFailure, fire_times_between, latest_fire_time
 from dataengine.pipeline import PipelineSpec
 
 log = logging.getLogger("dataengine.scheduler")

@@ -31,6 +31,12 @@ REGISTRY: dict[str, type[Stage]] = {
     )
 }
 
+
+def stage_for(config: StageConfig) -> type[Stage]:
+    """The class that runs a stage config: its op's registered one, or the variant its settings choose."""
+    return config.variant() or REGISTRY[config.op]
+
+
 __all__ = [
     "REGISTRY",
     "BatchStage",
@@ -40,4 +46,5 @@ __all__ = [
     "SignatureStage",
     "Stage",
     "StageConfig",
+    "stage_for",
 ]

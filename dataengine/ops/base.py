@@ -24,38 +24,17 @@ from functools import partial
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from dataengine.core import stage_stats
+from dataengine.core.config import Compute, Resources, Strict
 from dataengine.core.ids import run_token
 from dataengine.core.metrics import StageMetrics, stage_labels
 from dataengine.core.rows import Reject, is_rejected, reject, to_table
 from dataengine.core.stage_stats import named
-from dataengine.core.storage import delete_dir, join
+from dataengine.core.storage import WORK_DIR, delete_dir, join
 
 Kind = Literal["row", "batch", "dataset"]
-
-
-class Strict(BaseModel):
-    """Base for every config model: unknown keys are errors that name the key."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class Resources(Strict):
-    num_cpus: float = Field(1.0, ge=0)
-    num_gpus: float = Field(0.0, ge=0)
-    memory: int | None = Field(None, ge=0, description="bytes of heap memory to reserve per task/actor")
-    custom: dict[str, float] = Field(
-        default_factory=dict, description="custom Ray resources per task/actor, e.g. {cpu_worker: 0.01}"
-    )
-
-
-class Compute(Strict):
-    kind: Literal["tasks", "actors"] = "tasks"
-    size: int | None = Field(None, ge=1, description="fixed actor pool size (actors only)")
-    min_size: int = Field(1, ge=1)
-    max_size: int | None = Field(None, ge=1)
 
 
 class StageConfig(Strict):
@@ -71,11 +50,10 @@ class StageConfig(Strict):
     resources: Resources = Resources()
     compute: Compute = Compute()
 
-    def stage_class(self) -> type[Stage]:
-        """The class that runs this config: the registered one for its op (a config may choose by its settings)."""
-        from dataengine.ops import REGISTRY
-
-        return REGISTRY[self.op]
+    def variant(self) -> type[Stage] | None:
+        """The class that runs this config when its settings call for another than its op's registered one (the
+        top-fraction filter, the vLLM engine); None for the registered one (`ops.stage_for`)."""
+        return None
 
     def ray_args(self) -> dict[str, Any]:
         """Keyword arguments for `Dataset.map_batches` from the declared resources and compute."""
@@ -119,11 +97,6 @@ class RunContext:
     prior: tuple[str, ...] = ()  # an incremental dataset's committed samples files (dedup checks against them)
     stats: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)  # spilled segments'
 
-    SAMPLES: ClassVar[str] = "samples"
-    REJECTS: ClassVar[str] = "rejects"
-    TILES: ClassVar[str] = "tiles"
-    WORK: ClassVar[str] = "_work"
-
     @property
     def token(self) -> str:
         return run_token(self.run_id)
@@ -143,7 +116,7 @@ class RunContext:
     @property
     def work(self) -> str:
         """This run's scratch folder (deleted when the run ends; never read by anyone else)."""
-        return join(self.output, self.WORK, self.token)
+        return join(self.output, WORK_DIR, self.token)
 
 
 class Stage(ABC):

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from dataengine.core.text import text_key
 from dataengine.ops.base import RunContext, SignatureStage, StageConfig
-from dataengine.ops.text import text_key
 
 STAGE = "dedup"
 KEY_COLS = ["id", "pixel_hash", "phash", "text_key", "width", "height"]

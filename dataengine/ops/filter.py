@@ -41,8 +41,8 @@ class FilterConfig(StageConfig):
             raise ValueError("filter: set at least one rule (min_*, max_drift or keep_top_fraction)")
         return self
 
-    def stage_class(self) -> type[Stage]:
-        return TopFraction if self.keep_top_fraction is not None and self.cutoff is None else ScoreFilter
+    def variant(self) -> type[Stage] | None:
+        return TopFraction if self.keep_top_fraction is not None and self.cutoff is None else None
 
 
 def top_value(row: dict[str, Any], by: str) -> float | None:

@@ -10,16 +10,15 @@ import warnings
 from typing import Any, Literal
 
 import imagehash
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import Field
 
 from dataengine.core.ids import content_hash
+from dataengine.core.images import to_rgb
 from dataengine.core.rows import Reject
 from dataengine.ops.base import RowStage, StageConfig
 
 LOSSLESS = {"PNG", "GIF", "BMP", "TIFF"}
-WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 
 
 class ImageConfig(StageConfig):
@@ -34,23 +33,6 @@ class ImageConfig(StageConfig):
         "auto", description="auto: JPEG for lossy sources, PNG for lossless ones (documents keep sharp edges)"
     )
     jpeg_quality: int = Field(95, ge=1, le=100)
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB: 16-bit/float scaled to 8-bit, transparency composited on white, CMYK converted."""
-    if img.mode == "RGB":
-        return img
-    if img.mode in WIDE_MODES:
-        arr = np.asarray(img).astype(np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max(initial=0.0)), 255.0)
-        img = Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), "L")
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "L" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return img.convert("RGB")
 
 
 class ImageCheck(RowStage):

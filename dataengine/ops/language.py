@@ -11,7 +11,6 @@ sent to translation).
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any, Literal
 
 from langdetect import DetectorFactory, detect_langs
@@ -19,6 +18,7 @@ from langdetect.lang_detect_exception import LangDetectException
 from pydantic import Field
 
 from dataengine.core.rows import Reject
+from dataengine.core.text import script_counts
 from dataengine.ops.base import RowStage, StageConfig
 
 DetectorFactory.seed = 0
@@ -42,27 +42,6 @@ class LanguageConfig(StageConfig):
     keep: list[str] = Field(default_factory=lambda: ["en", "zh"], description="languages accepted downstream")
     cjk_share: float = Field(0.3, ge=0, le=1, description="Han share of letters at which text counts as Chinese")
     short_text_letters: int = Field(25, ge=0, description="below this many letters decide by script, not langdetect")
-
-
-def script_counts(text: str) -> dict[str, int]:
-    counts = {"han": 0, "kana": 0, "hangul": 0, "ascii": 0, "latin": 0, "other": 0}
-    for c in text:
-        if not c.isalpha():
-            continue
-        o = ord(c)
-        if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x2FA1F:
-            counts["han"] += 1
-        elif 0x3040 <= o <= 0x30FF or 0x31F0 <= o <= 0x31FF:
-            counts["kana"] += 1
-        elif 0xAC00 <= o <= 0xD7AF or 0x1100 <= o <= 0x11FF:
-            counts["hangul"] += 1
-        elif c.isascii():
-            counts["ascii"] += 1
-        elif unicodedata.name(c, "").startswith("LATIN"):
-            counts["latin"] += 1
-        else:
-            counts["other"] += 1
-    return counts
 
 
 def detect(text: str, cjk_share: float = 0.3, short_text_letters: int = 25) -> tuple[str, float]:

@@ -21,10 +21,11 @@ from typing import Any, Literal
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from dataengine.core.config import Compute
 from dataengine.core.metrics import StageMetrics
 from dataengine.core.rows import reject, texts_of
 from dataengine.core.storage import join, resolve
-from dataengine.ops.base import BatchStage, Compute, StageConfig
+from dataengine.ops.base import BatchStage, StageConfig
 from dataengine.scorer.scoring import SCORE_COLUMNS
 
 STAGE = "score"

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 
-from dataengine.core.ids import content_hash
 from dataengine.core.rows import Reject
+from dataengine.core.text import IMAGE_TAG, text_key
 from dataengine.ops.base import RowStage, StageConfig
 
 HTML_OPEN = re.compile(r"<(script|style)\b[^<>]{0,2000}>", re.I)  # bounded, so no run of opens goes quadratic
@@ -33,8 +33,6 @@ URL = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.[^\s/]+\.\S+", re.I)
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 SPACES = re.compile(r"[^\S\n]+")
 NEWLINES = re.compile(r"\n{3,}")
-KEY_DROP = re.compile(r"[\W_]+", re.U)
-IMAGE_TAG = "<image>"
 FULL_WIDTH_ALNUM = [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]  # ０-９ Ａ-Ｚ ａ-ｚ
 COMPAT_SPACES = [0x00A0, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000]  # no-break, fixed-width, ideographic
 WIDTH_FOLD = {**{c: c - 0xFEE0 for c in FULL_WIDTH_ALNUM}, **dict.fromkeys(COMPAT_SPACES, ord(" "))}
@@ -103,12 +101,6 @@ class TextConfig(StageConfig):
 
 def visible_len(text: str) -> int:
     return sum(1 for c in text.replace(IMAGE_TAG, "") if not c.isspace())
-
-
-def text_key(texts: list[str]) -> str:
-    """Hash of the text with case, punctuation and spacing removed: dedup key for image+text mode."""
-    norm = KEY_DROP.sub("", " ".join(texts).replace(IMAGE_TAG, "").lower())
-    return content_hash(norm.encode(), 8)
 
 
 class TextClean(RowStage):

@@ -19,11 +19,9 @@ from dataengine.core import schema
 from dataengine.core.ids import content_hash, run_token
 from dataengine.core.metrics import StageMetrics
 from dataengine.core.rows import reject
-from dataengine.core.storage import join, write_bytes_atomic, write_parquet_atomic
+from dataengine.core.storage import TILES_DIR, join, write_bytes_atomic, write_parquet_atomic
 from dataengine.ops.base import BatchStage, RunContext, StageConfig
 from dataengine.tiling import tile_encoded
-
-TILES_DIR = "tiles"
 
 
 def index_name(run_id: str) -> str:

@@ -13,9 +13,10 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
+from dataengine.core.config import Compute, Strict
 from dataengine.core.metrics import StageMetrics
 from dataengine.core.rows import reject, to_table
-from dataengine.ops.base import BatchStage, Compute, DatasetStage, RunContext, Stage, StageConfig, Strict
+from dataengine.ops.base import BatchStage, DatasetStage, RunContext, Stage, StageConfig
 
 STAGE = "translate"
 
@@ -65,8 +66,8 @@ class TranslateConfig(StageConfig):
     )
     compute: Compute = Compute(kind="actors", size=1)
 
-    def stage_class(self) -> type[Stage]:
-        return VllmTranslate if self.engine == "vllm" else Translate
+    def variant(self) -> type[Stage] | None:
+        return VllmTranslate if self.engine == "vllm" else None
 
 
 class Translate(BatchStage):

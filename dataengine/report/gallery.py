@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from dataengine.core.storage import is_remote, join
-from dataengine.ops.language import script_counts
+from dataengine.core.text import script_counts
 from dataengine.report import thumbs
 from dataengine.report.data import SCORE_COLUMNS, scan, stage_setting
 

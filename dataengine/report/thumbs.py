@@ -14,9 +14,10 @@ import warnings
 import pyarrow.fs as pafs
 from PIL import Image, ImageOps
 
+from dataengine.core.images import to_rgb
 from dataengine.core.rows import Reject
 from dataengine.core.storage import is_remote, resolve
-from dataengine.ops.image import ImageConfig, to_rgb
+from dataengine.ops.image import ImageConfig
 from dataengine.ops.resolve import Resolve, ResolveConfig
 
 SIDE = 160

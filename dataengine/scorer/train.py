@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from dataengine.core.config import Strict
 from dataengine.core.storage import join
-from dataengine.ops.base import Strict
 from dataengine.scorer import examples as ex
 from dataengine.scorer.model import ScorerMeta, build_tiny, load
 

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from dataengine.ops.language import script_counts
+from dataengine.core.text import script_counts
 from dataengine.translate.prompt import MARKER
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

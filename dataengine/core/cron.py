@@ -13,7 +13,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.util import astimezone
 from pydantic import Field, field_validator
 
-from dataengine.ops.base import Strict
+from dataengine.core.config import Strict
 
 
 class OnFailure(Strict):
