@@ -42,7 +42,7 @@ def _stage_of(operator: str) -> str:
 
 def collect(summary: Any, rows_written: int | None = None) -> list[dict[str, Any]]:
     """Operators of a DatasetStatsSummary tree (sources first) -> [{stage, operator, rows, rows_out, wall_s,
-    rows_per_s}]: rows a stage put out (for export: `rows_written`), and the operator's total time as Ray Data
+    rows_per_s}]: rows a stage put out (for export and a spill's write: `rows_written`), and the operator's total time as Ray Data
     reports it."""
     ordered: list[Any] = []
 
@@ -60,7 +60,8 @@ def collect(summary: Any, rows_written: int | None = None) -> list[dict[str, Any
         rows_out = int(op.output_num_rows.sum) if op.output_num_rows else 0
         stage = _stage_of(name)
         # rows a stage processed: its output rows, except export's (one row per file written)
-        rows = rows_written if rows_written is not None and "export" in stage.split("+") else rows_out
+        sink = "export" in stage.split("+") or name.rsplit("->", 1)[-1].startswith("Write")
+        rows = rows_written if rows_written is not None and sink else rows_out
         wall = float(op.time_total_s or 0.0)
         out[name] = {"stage": stage, "operator": name, "rows": rows, "rows_out": rows_out, "wall_s": round(wall, 3)}
     for entry in out.values():

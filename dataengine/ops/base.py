@@ -230,8 +230,10 @@ class SignatureStage(DatasetStage):
         spill = join(ctx.work, cls.name)
         delete_dir(spill)  # only this attach's rows: never a half-written spill of an earlier try
         ds.write_parquet(spill)
-        ctx.stats.extend(stage_stats.of_dataset(ds))  # the segment that ends here, for the manifest
-        decision = cls.decide(ray.data.read_parquet(spill).select_columns(list(cls.signature)), config, ctx)
+        signatures = ray.data.read_parquet(spill).select_columns(list(cls.signature))
+        # the segment that ends here, for the manifest (rows: those written to the spill, from Parquet metadata)
+        ctx.stats.extend(stage_stats.of_dataset(ds, signatures.count()))
+        decision = cls.decide(signatures, config, ctx)
         rows = ray.data.read_parquet(spill)
         fn = partial(_apply_decision, stage=cls, decision=decision, config=config.model_dump(), ctx=ctx)
         return rows.map_batches(named(fn, cls.name), batch_format="pyarrow", **config.task_args())
