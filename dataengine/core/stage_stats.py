@@ -42,8 +42,8 @@ def _stage_of(operator: str) -> str:
 
 def collect(summary: Any, rows_written: int | None = None) -> list[dict[str, Any]]:
     """Operators of a DatasetStatsSummary tree (sources first) -> [{stage, operator, rows, rows_out, wall_s,
-    rows_per_s}]: rows a stage put out (for export and a spill's write: `rows_written`), and the operator's total time as Ray Data
-    reports it."""
+    rows_per_s}]: rows a stage put out (for export and a spill's write: `rows_written`), and the operator's total
+    time as Ray Data reports it."""
     ordered: list[Any] = []
 
     def walk(node: Any) -> None:
