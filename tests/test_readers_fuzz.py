@@ -28,12 +28,12 @@ BUDGET_S = 6.0
 MIN_CASES = 10  # a machine too slow for this many cases tests nothing worth a pass
 MAX_ROWS = 10_000  # far above any case's records: more rows means a reader invents records
 BOM = b"\xef\xbb\xbf"
-README = Path(__file__).resolve().parent.parent / "README.md"
+STAGES_DOC = Path(__file__).resolve().parent.parent / "docs" / "stages.md"
 
 
 def ingest_reasons() -> set[str]:
-    """The ingest reject reasons README.md documents (its `(ingest)` table row)."""
-    line = next(ln for ln in README.read_text().splitlines() if ln.startswith("| (ingest)"))
+    """The ingest reject reasons docs/stages.md documents (its `(ingest)` table row)."""
+    line = next(ln for ln in STAGES_DOC.read_text().splitlines() if ln.startswith("| (ingest)"))
     return set(re.findall(r"`([a-z0-9_]+)`", line))
 
 
