@@ -48,9 +48,11 @@ def spilled_bytes() -> int | None:
     """Bytes Ray's object store has spilled to disk since it started (all nodes); None where this Ray version's
     internal API differs."""
     try:
+        import ray
         from ray._private.internal_api import get_memory_info_reply, get_state_from_address
 
-        return int(get_memory_info_reply(get_state_from_address(None)).store_stats.spilled_bytes_total)
+        state = get_state_from_address(ray.get_runtime_context().gcs_address)  # this run's Ray, not another's
+        return int(get_memory_info_reply(state).store_stats.spilled_bytes_total)
     except Exception:  # noqa: BLE001 - a statistic, not the benchmark's result
         return None
 
