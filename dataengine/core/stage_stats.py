@@ -60,7 +60,7 @@ def collect(summary: Any, rows_written: int | None = None) -> list[dict[str, Any
         rows_out = int(op.output_num_rows.sum) if op.output_num_rows else 0
         stage = _stage_of(name)
         # rows a stage processed: its output rows, except export's (one row per file written)
-        sink = "export" in stage.split("+") or name.rsplit("->", 1)[-1].startswith("Write")
+        sink = bool({"export", "spill"} & set(stage.split("+"))) or name.rsplit("->", 1)[-1].startswith("Write")
         rows = rows_written if rows_written is not None and sink else rows_out
         wall = float(op.time_total_s or 0.0)
         out[name] = {"stage": stage, "operator": name, "rows": rows, "rows_out": rows_out, "wall_s": round(wall, 3)}

@@ -28,11 +28,11 @@ from pydantic import Field
 
 from dataengine.core import stage_stats
 from dataengine.core.config import Compute, Resources, Strict
-from dataengine.core.ids import run_token
+from dataengine.core.ids import content_hash, run_token
 from dataengine.core.metrics import StageMetrics, stage_labels
 from dataengine.core.rows import Reject, is_rejected, reject, to_table
 from dataengine.core.stage_stats import named
-from dataengine.core.storage import WORK_DIR, delete_dir, join
+from dataengine.core.storage import WORK_DIR, delete_dir, join, write_parquet_atomic
 
 Kind = Literal["row", "batch", "dataset"]
 
@@ -229,14 +229,26 @@ class SignatureStage(DatasetStage):
 
         spill = join(ctx.work, cls.name)
         delete_dir(spill)  # only this attach's rows: never a half-written spill of an earlier try
-        ds.write_parquet(spill)
+        written = ds.map_batches(named(partial(spill_block, folder=spill), "spill"), batch_format="pyarrow")
+        spilled = sum(sum(b.column("rows").to_pylist()) for b in written.iter_batches(batch_format="pyarrow"))
+        ctx.stats.extend(stage_stats.of_dataset(written, spilled))  # the segment that ends here, for the manifest
         signatures = ray.data.read_parquet(spill).select_columns(list(cls.signature))
-        # the segment that ends here, for the manifest (rows: those written to the spill, from Parquet metadata)
-        ctx.stats.extend(stage_stats.of_dataset(ds, signatures.count()))
         decision = cls.decide(signatures, config, ctx)
         rows = ray.data.read_parquet(spill)
         fn = partial(_apply_decision, stage=cls, decision=decision, config=config.model_dump(), ctx=ctx)
         return rows.map_batches(named(fn, cls.name), batch_format="pyarrow", **config.task_args())
+
+
+def spill_block(batch: pa.Table, folder: str) -> pa.Table:
+    """One block -> one Parquet file in the spill (named by its ids, so a retried task rewrites its own file);
+    returns (file, rows). A file per block keeps a task's memory to one block however long the task runs (Ray
+    Data's own parquet write holds all of a task's blocks until it writes them)."""
+    if len(batch) == 0:
+        return pa.table({"file": pa.array([], pa.string()), "rows": pa.array([], pa.int64())})
+    digest = content_hash("\n".join(sorted(batch.column("id").to_pylist())).encode(), 16)
+    file = join(folder, f"block-{digest}.parquet")
+    write_parquet_atomic(file, batch, compression="snappy", dictionary=False)  # image bytes do not compress
+    return pa.table({"file": [file], "rows": pa.array([len(batch)], pa.int64())})
 
 
 def _apply_decision(batch: pa.Table, stage: type[SignatureStage], decision: Any, config: dict, ctx: RunContext):
