@@ -43,7 +43,7 @@ from dataengine.core.storage import (
 )
 from dataengine.ops import RunContext, stage_for
 from dataengine.pipeline import PipelineSpec
-from dataengine.readers import ReadTasks, plan_tasks
+from dataengine.readers import ReadTasks, plan_tasks, split_tasks
 from dataengine.readers.annotations import STAGE as INGEST
 
 INPUT_IDS = "input_ids"  # in the run's _work/: the ids every read task produced
@@ -130,8 +130,17 @@ def ray_logs_to(path: str | None) -> Iterator[None]:
         to_file.close()
 
 
+def split_reads(tasks: list[dict[str, Any]], spec: PipelineSpec) -> list[dict[str, Any]]:
+    """The planned read tasks (one per input shard) with JSONL and Parquet files over `input.split_bytes` cut into
+    pieces sized for the cluster's CPUs (`readers.split`; the newline count of large JSONL runs as Ray tasks)."""
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return split_tasks(tasks, spec.input.split_bytes, cpus)
+
+
 def read(tasks: list[dict[str, Any]], spec: PipelineSpec, ctx: RunContext) -> Any:
-    """The run's read tasks as a lazy Ray Dataset of working rows (one task per input shard)."""
+    """The run's read tasks (`split_reads`'s) as a lazy Ray Dataset of working rows, one block per task."""
     import ray
 
     ds = ray.data.from_items([{"task": json.dumps(t)} for t in tasks], override_num_blocks=len(tasks))
@@ -272,7 +281,8 @@ def _execute(
 
     run_id, output = record["run_id"], plan["output"]
     ctx = RunContext(run_id, spec.name, output, storage, prior=tuple(plan.get("prior", ())))
-    ds = read(plan["tasks"], spec, ctx)
+    tasks = split_reads(plan["tasks"], spec)
+    ds = read(tasks, spec, ctx)
     for config in spec.stages:
         ds = stage_for(config).attach(ds, config, ctx)
     files = sorted(ds.take_all(), key=lambda r: (r["table"], r["file"]))  # executes the run: export's files
@@ -288,6 +298,7 @@ def _execute(
         record, files, check, time.time() - started, ray.__version__, finished.get("tile_index")
     )
     record["stage_stats"] = stats
+    record["read_tasks"] = len(tasks)  # more than the input shards where large files were split
     if not check["ok"]:
         record["status"] = "failed_accounting"  # recorded for inspection, never taken for a complete run
     if "commit" not in plan and check["ok"]:

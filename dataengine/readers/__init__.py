@@ -1,4 +1,5 @@
-"""Input readers: discover read tasks on the driver, then expand each task into rows inside Ray tasks."""
+"""Input readers: discover read tasks on the driver (one per input file or meta entry; `split_tasks` then cuts
+large files into pieces), then expand each task into rows inside Ray tasks."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from dataengine.readers.annotations import STAGE, base_row
 from dataengine.readers.jsonl import read_jsonl
 from dataengine.readers.meta import _rel, meta_tasks, referenced_annotations
 from dataengine.readers.parquet import read_parquet
+from dataengine.readers.split import split_tasks
 from dataengine.readers.webdataset import read_webdataset
+
+__all__ = ["FORMATS", "ReadTasks", "plan_tasks", "read_task", "split_tasks"]
 
 FORMATS = {".jsonl": "jsonl", ".json": "meta", ".parquet": "parquet", ".tar": "webdataset"}
 

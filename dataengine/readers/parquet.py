@@ -32,24 +32,31 @@ def read_parquet(
     task: dict[str, Any], max_record_bytes: int | None = None, batch_rows: int = 256
 ) -> Iterator[dict[str, Any]]:
     """Rows of one Parquet file; rows that cannot be read are rejected one by one with their row index, and
-    images over `max_record_bytes` (the cap a JSONL line or a tar member has) as record_too_large."""
+    images over `max_record_bytes` (the cap a JSONL line or a tar member has) as record_too_large. A split read's
+    task (`readers.split`) has `row_groups`, `first_row` (the file's row index of its first row) and `rows`: it
+    reads those row groups only, and rejects only its own rows when they cannot be read."""
     fs, path = resolve(task["uri"])
     relpath, source = task["relpath"], task["source"]
-    done, total = 0, None
+    groups = task.get("row_groups")
+    done = task.get("first_row", 0)
+    end = None if groups is None else done + task["rows"]  # the file's row index past the last row read
     try:
         pf = pq.ParquetFile(fs.open_input_file(path))
-        total = pf.metadata.num_rows
+        if end is None:
+            end = pf.metadata.num_rows
+        elif sum(pf.metadata.row_group(g).num_rows for g in groups) != task["rows"]:
+            raise ValueError("the file's row groups changed since its read was split")
         names = pf.schema_arrow.names
         image_col = next((c for c in IMAGE_COLUMNS if c in names), None)
-        for batch in pf.iter_batches(batch_size=batch_rows):
+        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups):
             for obj in batch.to_pylist():
                 yield _row(obj, image_col, source, f"{relpath}:{done}", max_record_bytes)
                 done += 1
     except Exception as exc:  # corrupt file or page: account for every row we could not read
         detail = f"{type(exc).__name__}: {exc}"[:300]
-        if total is None:
+        if end is None:
             yield reject(base_row(source, f"{relpath}:*", None), STAGE, "unreadable_file", detail)
-        for idx in range(done, total or 0):
+        for idx in range(done, end or 0):
             yield reject(base_row(source, f"{relpath}:{idx}", None), STAGE, "unreadable_row", detail)
 
 
