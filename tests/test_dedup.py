@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import imagehash
+import numpy as np
 import pyarrow as pa
 from conftest import encode, row, textured
 
 from dataengine.core.rows import to_table
 from dataengine.ops.base import RunContext
-from dataengine.ops.dedup import Dedup, DedupConfig, bucket_edges, near_survivors
+from dataengine.ops.dedup import Dedup, DedupConfig
 from dataengine.ops.image import ImageCheck, ImageConfig
+from dataengine.similarity import components, hamming
 
 
 def checked(sid, data, caption="a caption", text_key="t"):
@@ -91,27 +93,61 @@ def test_near_can_be_disabled(ray_local, tmp_path):
     assert all(r["reason"] is None for r in out.values())
 
 
-def test_bucket_edges_threshold():
-    group = pa.table(
-        {
-            "band": ["0:1:"] * 3,
-            "id": ["a", "b", "c"],
-            "phash": ["ffff000000000000", "ffff000000000007", "0000ffffffffffff"],
-            "area": [1, 1, 1],
-            "prior": [False] * 3,
-        }
-    )
-    edges = bucket_edges(group, threshold=4).to_pylist()
-    assert [(e["a"], e["b"]) for e in edges] == [("a", "b")]
+def edge(a, b, dist, a_area=10, b_area=10, a_prior=False, b_prior=False):
+    return dict(a=a, b=b, dist=dist, a_area=a_area, b_area=b_area, a_prior=a_prior, b_prior=b_prior)
 
 
-def test_union_find_chains_pick_one_survivor():
-    new = {"a_prior": False, "b_prior": False}
-    edges = [
-        {"a": "b", "b": "c", "a_phash": "0" * 16, "b_phash": "0" * 15 + "1", "a_area": 10, "b_area": 10, **new},
-        {"a": "a", "b": "b", "a_phash": "0" * 15 + "3", "b_phash": "0" * 16, "a_area": 10, "b_area": 10, **new},
-    ]
-    assert near_survivors(edges) == {"b": ("a", 2), "c": ("a", 1)}
-    # a sample an earlier run committed survives even against a larger new image
-    committed = {"a": "z", "b": "a", "a_phash": "0" * 16, "b_phash": "0" * 15 + "1", "a_area": 1, "b_area": 99}
-    assert near_survivors([{**committed, "a_prior": True, "b_prior": False}]) == {"a": ("z", 1)}
+def survivors_of(edges):
+    table = components._local(pa.Table.from_pylist(edges, schema=components.EDGE))
+    return {r["id"]: (r["dup_of"], r["dist"]) for r in table.to_pylist()}
+
+
+def test_a_chain_keeps_members_far_from_every_survivor():
+    # 0 ~ 0xF ~ 0xFF ~ 0xFFF ~ 0xFFFF at threshold 4: the ends are 16 bits apart, so both survive
+    hashes = [0, 0xF, 0xFF, 0xFFF, 0xFFFF]
+    ids = [f"c{i}" for i in range(5)]
+    h = np.array(hashes, dtype=np.uint64)
+    pairs = hamming.all_pairs(h, 4)
+    assert pairs == {(0, 1), (1, 2), (2, 3), (3, 4)}
+    edges = [edge(ids[a], ids[b], int(np.bitwise_count(h[a] ^ h[b]))) for a, b in sorted(pairs)]
+    assert survivors_of(edges) == {"c1": ("c0", 4), "c3": ("c2", 4)}
+
+
+def test_a_rejected_member_names_the_best_survivor_within_the_threshold():
+    # b is within reach of both survivors a and c; a ranks first (larger image)
+    edges = [edge("b", "a", 3, 10, 50), edge("b", "c", 1, 10, 20), edge("c", "d", 2, 20, 5)]
+    got = survivors_of(edges)
+    assert got["b"] == ("a", 3) and "c" not in got and got["d"] == ("c", 2)
+
+
+def test_a_committed_sample_survives_against_a_larger_new_image():
+    assert survivors_of([edge("z", "a", 1, 1, 99, a_prior=True)]) == {"a": ("z", 1)}
+
+
+def test_multi_index_search_has_exact_recall_on_dense_clusters_and_chains():
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 2**63, 400, dtype=np.uint64)
+    dense = np.array([int(base[0]) ^ (1 << int(b)) for b in range(64)] + [int(base[0])] * 3, dtype=np.uint64)
+    chain = np.array([int(base[1]) ^ ((1 << k) - 1) for k in range(0, 40, 3)], dtype=np.uint64)
+    h = np.concatenate([base, dense, chain, base[:30] ^ np.uint64(0b1011)])
+    for threshold in (0, 2, 4, 6):
+        for m in range(1, threshold + 2):
+            if hamming.bands_for(threshold, m).r > 3:
+                continue  # one wide band with many flips: correct, but slow for a test
+            cut = hamming.bands_for(threshold, m)
+            assert hamming.all_pairs(h, threshold, cut) == hamming.brute_force_pairs(h, threshold), (threshold, m)
+
+
+def test_band_count_falls_as_the_run_grows():
+    sizes = [len(hamming.choose_bands(n, 4).bands) for n in (10**3, 10**6, 10**7, 10**9)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] == 5 and sizes[-1] <= 2
+
+
+def test_components_by_label_propagation_match_union_find(ray_local):
+    edges = [edge(f"c{i}", f"c{i + 1}", 4) for i in range(6)]
+    edges += [edge("d0", "d1", 1), edge("d0", "d2", 2), edge("d1", "d2", 1), edge("x1", "x2", 1, 50, 60)]
+    ds = ray_local.data.from_arrow(pa.Table.from_pylist(edges, schema=components.EDGE)).materialize()
+    far = {r["id"]: (r["dup_of"], r["dist"]) for r in components.near_duplicates(ds, 3, local_edges=0).take_all()}
+    near = {r["id"]: (r["dup_of"], r["dist"]) for r in components.near_duplicates(ds, 3, local_edges=100).take_all()}
+    assert far == near == survivors_of(edges)
+    assert far["c1"] == ("c0", 4) and "c2" not in far and far["x1"] == ("x2", 1)

@@ -32,9 +32,10 @@ CPU_STAGE_FUNCTIONS = {  # Ray Data operator names: our stages (runner names the
     "stage_language",
     "keys_of",
     "pick_exact",
-    "bands_of",
-    "bucket_edges",
-    "dup_rows",
+    "exact_rows",
+    "group_rows",
+    "group_edges",
+    "final_rows",
     "stage_dedup",
     "stage_export",
 }

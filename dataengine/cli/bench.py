@@ -1,5 +1,5 @@
-"""Benchmark and evaluation commands: `bench clean`, `bench tiling`, `bench translate`, `bench scorer` and
-`eval translation` (their code is in dataengine.bench)."""
+"""Benchmark and evaluation commands: `bench clean`, `bench dedup`, `bench tiling`, `bench translate`,
+`bench scorer` and `eval translation` (their code is in dataengine.bench)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,27 @@ def bench_clean_cmd(ctx: click.Context, scale: int, data: str | None, num_cpus: 
         data = sample_data.ensure(join(ctx.obj["storage"], "datasets", f"demo-x{scale}"), scale=scale, console=console)
     result = bench_clean(data, ctx.obj["storage"], num_cpus)
     table = Table("metric", "value", title="bench clean")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@bench.command("dedup")
+@click.option("--n", "n", default=1_000_000, type=int, help="synthetic signatures")
+@click.option("--threshold", default=4, type=int, help="pHash Hamming threshold")
+@click.option("--num-cpus", default=None, type=int, help="CPUs for the local Ray (default: all)")
+@click.option("--partitions", default=8, type=int, help="hash partitions of the shuffles")
+@click.option("--local-edges", default=None, type=int, help="edges up to which components run in one task")
+def bench_dedup_cmd(n: int, threshold: int, num_cpus: int | None, partitions: int, local_edges: int | None) -> None:
+    """Dedup's decision on synthetic signatures with planted duplicates: wall, peak memory, candidate pairs,
+    recall and precision against brute force on a sample."""
+    from dataengine.bench.dedup import bench_dedup
+
+    try:
+        result = bench_dedup(n, threshold, num_cpus, partitions, local_edges=local_edges)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    table = Table("metric", "value", title="bench dedup")
     for key, value in result.items():
         table.add_row(key, str(value))
     console.print(table)

@@ -104,6 +104,12 @@ def write_bytes_atomic(uri: str, data: bytes) -> None:
     atomic_write(uri, lambda f: f.write(data))
 
 
+def read_parquet(uri: str) -> pa.Table:
+    """A whole Parquet file, local or remote."""
+    fs, path = resolve(uri)
+    return pq.read_table(path, filesystem=fs)
+
+
 def write_parquet_atomic(uri: str, table: pa.Table, compression: str = "zstd", dictionary: bool = True) -> None:
     """Write a Parquet file via temp + rename. For already-compressed payloads (JPEG tiles) pass
     compression="none", dictionary=False: both would only burn CPU hashing and compressing them."""

@@ -24,15 +24,16 @@ from functools import partial
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
-from dataengine.core import stage_stats
+from dataengine.core import shuffle, stage_stats
 from dataengine.core.config import Compute, Resources, Strict
 from dataengine.core.ids import content_hash, run_token
 from dataengine.core.metrics import StageMetrics, stage_labels
 from dataengine.core.rows import Reject, is_rejected, reject, to_table
 from dataengine.core.stage_stats import named
-from dataengine.core.storage import WORK_DIR, delete_dir, join, write_parquet_atomic
+from dataengine.core.storage import WORK_DIR, delete_dir, exists, join, read_parquet, write_parquet_atomic
 
 Kind = Literal["row", "batch", "dataset"]
 
@@ -207,36 +208,66 @@ class DatasetStage(Stage):
 
 class SignatureStage(DatasetStage):
     """A dataset stage that decides from compact per-row signatures. The stream is written once to
-    `_work/<token>/<stage>/` (Parquet, streaming: nothing of it stays in memory or the object store), the
-    `signature` columns are read back for `decide` (tens of bytes a row), and the spilled rows stream again
-    through `apply(batch, decision)` block by block. Memory: the decision, never the rows."""
+    `_work/<token>/<stage>/`, one Parquet file a block (streaming: nothing of it stays in memory or the object
+    store), the `signature` columns are read back for `decide` (tens of bytes a row), and the spilled files stream
+    again, one task a file, through `apply(block, decision)`.
+
+    The decision is either one small value every task gets (a score cutoff), or, with `per_row`, a Ray Dataset of
+    rows keyed by `id` (dedup's rejections): those are routed to the spill file holding each id (a join with the
+    spill's ids, then a file of decisions per spill file), and each task reads only its own file's decisions.
+    Memory: the list of spill files and a small decision on the driver; never the rows, never a run-sized
+    decision in one process."""
 
     signature: ClassVar[tuple[str, ...]]
+    per_row: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
     def decide(cls, signatures: Any, config: StageConfig, ctx: RunContext) -> Any:
-        """Everything `apply` needs, from the run's signatures (a Ray Dataset of the signature columns)."""
+        """Everything `apply` needs, from the run's signatures (a Ray Dataset of the signature columns); with
+        `per_row`, a Ray Dataset of decision rows with an `id` column."""
 
     @staticmethod
     @abstractmethod
     def apply(batch: pa.Table, decision: Any, config: StageConfig, ctx: RunContext) -> pa.Table:
-        """One block of spilled rows with the decision applied (rows rejected upstream untouched)."""
+        """One spilled block with the decision applied (rows rejected upstream untouched); with `per_row`, the
+        decision is the table of this block's decision rows."""
 
     @classmethod
     def attach(cls, ds: Any, config: StageConfig, ctx: RunContext) -> Any:
         import ray
 
-        spill = join(ctx.work, cls.name)
-        delete_dir(spill)  # only this attach's rows: never a half-written spill of an earlier try
+        spill, routed = join(ctx.work, cls.name), join(ctx.work, f"{cls.name}-decisions")
+        for folder in (spill, routed):
+            delete_dir(folder)  # only this attach's files: never half-written ones of an earlier try
         written = ds.map_batches(named(partial(spill_block, folder=spill), "spill"), batch_format="pyarrow")
-        spilled = sum(sum(b.column("rows").to_pylist()) for b in written.iter_batches(batch_format="pyarrow"))
+        files, spilled = [], 0
+        for b in written.iter_batches(batch_format="pyarrow", batch_size=None):
+            files += b.column("file").to_pylist()
+            spilled += sum(b.column("rows").to_pylist())
         ctx.stats.extend(stage_stats.of_dataset(written, spilled))  # the segment that ends here, for the manifest
+        if not files:
+            return ds.limit(0)
         signatures = ray.data.read_parquet(spill).select_columns(list(cls.signature))
         decision = cls.decide(signatures, config, ctx)
-        rows = ray.data.read_parquet(spill)
-        fn = partial(_apply_decision, stage=cls, decision=decision, config=config.model_dump(), ctx=ctx)
-        return rows.map_batches(named(fn, cls.name), batch_format="pyarrow", **config.task_args())
+        if cls.per_row and decision.count() == 0:
+            decision = None
+        elif cls.per_row:
+            where = ray.data.read_parquet(spill, include_paths=True).select_columns(["id", "path"])
+            parts = getattr(config, "num_partitions", 8)
+            located = shuffle.join(decision, where, "id", "inner", parts, **config.task_args())
+            write = partial(route_decisions, folder=routed)
+            for _ in shuffle.by_key(located, ["path"], write, parts, **config.task_args()).iter_batches(
+                batch_size=None
+            ):
+                pass
+            decision = None
+        fn = partial(
+            _apply_file, stage=cls, decision=decision, routed=routed if cls.per_row else None,
+            config=config.model_dump(), ctx=ctx,
+        )  # fmt: skip
+        tasks = ray.data.from_items([{"file": f} for f in files], override_num_blocks=len(files))
+        return tasks.map_batches(named(fn, cls.name), batch_size=1, batch_format="pyarrow", **config.task_args())
 
 
 def spill_block(batch: pa.Table, folder: str) -> pa.Table:
@@ -249,6 +280,30 @@ def spill_block(batch: pa.Table, folder: str) -> pa.Table:
     file = join(folder, f"block-{digest}.parquet")
     write_parquet_atomic(file, batch, compression="snappy", dictionary=False)  # image bytes do not compress
     return pa.table({"file": [file], "rows": pa.array([len(batch)], pa.int64())})
+
+
+def route_decisions(block: pa.Table, folder: str) -> pa.Table:
+    """Decision rows with the spill file (`path`) holding their id, whole files a block -> one decisions file
+    per spill file, named like it."""
+    if len(block) == 0:
+        return pa.table({"files": [0]})
+    paths = block.column("path").combine_chunks()
+    for path in pc.unique(paths).to_pylist():
+        rows = block.filter(pc.equal(paths, path)).drop_columns(["path"])
+        write_parquet_atomic(join(folder, path.rsplit("/", 1)[-1]), rows)
+    return pa.table({"files": [len(pc.unique(paths))]})
+
+
+def _apply_file(
+    batch: pa.Table, stage: type[SignatureStage], decision: Any, routed: str | None, config: dict, ctx: RunContext
+) -> pa.Table:
+    """One spill file (its path in `batch`) -> its rows with the decision applied."""
+    (file,) = batch.column("file").to_pylist()
+    rows = read_parquet(file)
+    if routed is not None:
+        mine = join(routed, file.rsplit("/", 1)[-1])
+        decision = read_parquet(mine) if exists(mine) else None
+    return _apply_decision(rows, stage, decision, config, ctx)
 
 
 def _apply_decision(batch: pa.Table, stage: type[SignatureStage], decision: Any, config: dict, ctx: RunContext):

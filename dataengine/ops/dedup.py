@@ -2,12 +2,18 @@
 
 1. Exact: group by the decoded-pixel hash (plus the normalised-text hash in `image+text` mode); the survivor of
    a group is the largest image, ties broken by smallest id, so the choice is deterministic.
-2. Near: each exact survivor's 64-bit pHash is cut into `hamming_threshold + 1` bands; by pigeonhole, two hashes
-   within the threshold share a band, so only members of a (band, value) bucket are compared. Candidate pairs
-   within the threshold become edges; connected components (union-find over edges only, a small set) pick one
-   survivor each by the same rule.
-3. Every non-survivor becomes a `dedup` reject naming its final survivor: the rows were spilled to the run's
-   `_work/` before the decision (a signature stage, `ops.base.SignatureStage`) and are marked block by block.
+2. Near: every pair of exact survivors whose 64-bit pHashes are within `hamming_threshold` bits, found by
+   multi-index hashing (`similarity.hamming`: exact recall, near-linear cost, the search groups hash-partitioned
+   over Ray Data), becomes an edge. In each connected component (`similarity.components`), survivors are picked in
+   rank order (earlier commits, largest image, smallest id) and a member is rejected only against a survivor
+   within the threshold of it, so a chain whose ends are far apart keeps both ends.
+3. Every non-survivor becomes a `dedup` reject naming its survivor (an exact copy of a near duplicate names that
+   one's survivor): the rows were spilled to the run's `_work/` before the decision (a signature stage,
+   `ops.base.SignatureStage`) and are marked block by block.
+
+Scale: the exact groupby and the near search shuffle compact rows (id, hashes, area: tens of bytes, `m * (r + 1)`
+rows a sample for the search); components hold only the edges. The duplicates table (one row per rejected sample)
+is collected on the driver and handed to the marking tasks.
 
 Dedup's own tasks (key extraction, group picks, band edges, the final marking) run with the stage's declared
 `resources` (CPUs, GPUs, memory, custom resources), so a cluster can place them; the shuffles' aggregators are
@@ -16,6 +22,7 @@ sized and placed by Ray Data.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -23,8 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from dataengine.core.shuffle import by_key, join
 from dataengine.core.text import text_key
 from dataengine.ops.base import RunContext, SignatureStage, StageConfig
+from dataengine.similarity import components, hamming
 
 STAGE = "dedup"
 KEY_COLS = ["id", "pixel_hash", "phash", "text_key", "width", "height"]
@@ -36,21 +45,6 @@ EXACT_SCHEMA = pa.schema(
         ("area", pa.int64()),
         ("prior", pa.bool_()),
         ("exact_of", pa.string()),
-    ]
-)
-BAND_SCHEMA = pa.schema(
-    [("band", pa.string()), ("id", pa.string()), ("phash", pa.string()), ("area", pa.int64()), ("prior", pa.bool_())]
-)
-EDGE_SCHEMA = pa.schema(
-    [
-        ("a", pa.string()),
-        ("b", pa.string()),
-        ("a_phash", pa.string()),
-        ("b_phash", pa.string()),
-        ("a_area", pa.int64()),
-        ("b_area", pa.int64()),
-        ("a_prior", pa.bool_()),
-        ("b_prior", pa.bool_()),
     ]
 )
 DUP_SCHEMA = pa.schema(
@@ -69,12 +63,12 @@ class DedupConfig(StageConfig):
     near: bool = True
     hamming_threshold: int = Field(4, ge=0, le=16, description="max pHash bit distance for a near duplicate")
     num_partitions: int = Field(8, ge=1, description="hash partitions for the groupby/join shuffles")
-
-
-def _rank(area: int, sid: str, prior: bool = False) -> tuple[bool, int, str]:
-    """Survivor order: samples committed by earlier runs of an incremental dataset first (they are exported
-    already), then the largest image, then the smallest id."""
-    return (not prior, -area, sid)
+    local_edges: int = Field(
+        2_000_000,
+        ge=0,
+        description="near-duplicate edges up to which components are found in one task (union-find); above it, "
+        "by rounds of label propagation over Ray Data joins",
+    )
 
 
 def keys_of(batch: pa.Table, key: str, prior: bool = False) -> pa.Table:
@@ -110,123 +104,105 @@ def _prior_text_key(row: dict[str, Any]) -> str:
     return text_key([row.get("caption") or ""])
 
 
-def pick_exact(group: pa.Table) -> pa.Table:
-    """One exact-duplicate group -> every member, with `exact_of` set to the survivor for the others."""
-    rows = sorted(group.to_pylist(), key=lambda r: _rank(r["area"], r["id"], r["prior"]))
-    survivor = rows[0]["id"]
-    out = [
-        {**{k: r[k] for k in ("id", "phash", "text_key", "area", "prior")}, "exact_of": None if i == 0 else survivor}
-        for i, r in enumerate(rows)
-    ]
-    return pa.Table.from_pylist(out, schema=EXACT_SCHEMA)
+def pick_exact(block: pa.Table) -> pa.Table:
+    """Whole exact-duplicate groups (hash-partitioned by `exact_key`) -> every member, with `exact_of` set to its
+    group's survivor (best `components.rank`) for the others. Vectorised: one sort a block."""
+    if len(block) == 0:
+        return EXACT_SCHEMA.empty_table()
+    block = block.append_column("not_prior", pc.invert(block.column("prior"))).append_column(
+        "neg_area", pc.negate(block.column("area"))
+    )
+    block = block.sort_by([(c, "ascending") for c in ("exact_key", "not_prior", "neg_area", "id")])
+    key = block.column("exact_key").combine_chunks()
+    first = np.ones(len(block), dtype=bool)
+    first[1:] = pc.not_equal(key.slice(1), key.slice(0, len(key) - 1)).to_numpy(zero_copy_only=False)
+    survivor_at = np.maximum.accumulate(np.where(first, np.arange(len(block)), 0))
+    survivor = block.column("id").take(pa.array(survivor_at))
+    exact_of = pc.if_else(pa.array(first), pa.nulls(len(block), pa.string()), survivor)
+    cols = {c: block.column(c) for c in ("id", "phash", "text_key", "area", "prior")}
+    return pa.table({**cols, "exact_of": exact_of}).cast(EXACT_SCHEMA)
 
 
-def bands_of(batch: pa.Table, threshold: int) -> pa.Table:
-    """Exact survivors -> one row per (band index, band bits[, text]) bucket they fall in."""
-    reps = batch.filter(pc.is_null(batch.column("exact_of"))).to_pylist()
-    nb = threshold + 1
-    widths = [64 // nb + (1 if i < 64 % nb else 0) for i in range(nb)]
-    out = []
-    for r in reps:
-        h, shift = int(r["phash"], 16), 64
-        for i, w in enumerate(widths):
-            shift -= w
-            out.append(
-                {
-                    "band": f"{i}:{(h >> shift) & ((1 << w) - 1):x}:{r['text_key'] or ''}",
-                    "id": r["id"],
-                    "phash": r["phash"],
-                    "area": r["area"],
-                    "prior": r["prior"],
-                }
-            )
-    return pa.Table.from_pylist(out, schema=BAND_SCHEMA)
+def group_rows(batch: pa.Table, cut: hamming.Bands) -> pa.Table:
+    """Exact survivors -> one row per near-duplicate search group each falls in (`hamming.group_keys`), carrying
+    what an edge needs; in `image+text` mode the text key is part of the group, so only same-text pairs meet."""
+    reps = batch.filter(pc.is_null(batch.column("exact_of")))
+    h = hashes(reps.column("phash"))
+    idx, grp, val = hamming.group_keys(h, cut)
+    take = pa.array(idx)
+    return pa.table(
+        {
+            "g": pa.array(grp.astype(np.int32)),
+            "v": pa.array(val),
+            "text_key": pc.fill_null(reps.column("text_key"), "").take(take),
+            "id": reps.column("id").take(take),
+            "h": pa.array(h.view(np.int64)[idx]),
+            "area": reps.column("area").take(take),
+            "prior": reps.column("prior").take(take),
+        }
+    )
 
 
-def bucket_edges(group: pa.Table, threshold: int) -> pa.Table:
-    """Pairs in one bucket whose pHashes are within the threshold (vectorised popcount per member)."""
-    if len(group) < 2:
-        return EDGE_SCHEMA.empty_table()
-    rows = group.to_pylist()
-    hashes = np.array([int(r["phash"], 16) for r in rows], dtype=np.uint64)
-    out = []
-    for i in range(len(rows) - 1):
-        dist = np.bitwise_count(hashes[i] ^ hashes[i + 1 :])
-        for j in np.nonzero(dist <= threshold)[0]:
-            a, b = rows[i], rows[i + 1 + int(j)]
-            out.append(
-                {
-                    "a": a["id"],
-                    "b": b["id"],
-                    "a_phash": a["phash"],
-                    "b_phash": b["phash"],
-                    "a_area": a["area"],
-                    "b_area": b["area"],
-                    "a_prior": a["prior"],
-                    "b_prior": b["prior"],
-                }
-            )
-    return pa.Table.from_pylist(out, schema=EDGE_SCHEMA)
+def hashes(phash: Any) -> np.ndarray:
+    """Hex pHash strings (16 digits: imagehash's 8x8 pHash) -> uint64."""
+    col = pc.utf8_lpad(phash.combine_chunks() if hasattr(phash, "combine_chunks") else phash, 16, "0")
+    return np.frombuffer(bytes.fromhex("".join(col.to_pylist())), dtype=">u8").astype(np.uint64)
 
 
-def near_survivors(edges: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
-    """Union-find over near-duplicate edges -> {non-survivor id: (survivor id, hamming distance to it)}."""
-    parent: dict[str, str] = {}
-    info: dict[str, tuple[int, str, bool]] = {}
+def group_edges(block: pa.Table, cut: hamming.Bands) -> pa.Table:
+    """Whole search groups (hash-partitioned by group key) -> the edges first met in each (`hamming`)."""
+    if len(block) == 0:
+        return components.EDGE.empty_table()
+    block = block.sort_by([("g", "ascending"), ("v", "ascending"), ("text_key", "ascending")])
+    g, v = block.column("g").to_numpy(), block.column("v").to_numpy()
+    t = block.column("text_key").combine_chunks()
+    h = block.column("h").to_numpy().view(np.uint64)
+    new = np.ones(len(block), dtype=bool)
+    other_text = pc.not_equal(t.slice(1), t.slice(0, len(t) - 1)).to_numpy(zero_copy_only=False)
+    new[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1]) | other_text
+    starts = np.flatnonzero(new)
+    a_all, b_all, d_all = [], [], []
+    for lo, hi in zip(starts, [*starts[1:], len(block)], strict=True):
+        a, b, d = hamming.pairs_in_group(h[lo:hi], int(g[lo]), cut)
+        a_all.append(a + lo)
+        b_all.append(b + lo)
+        d_all.append(d)
+    a, b = pa.array(np.concatenate(a_all)), pa.array(np.concatenate(b_all))
+    return pa.table(
+        {
+            "a": block.column("id").take(a),
+            "b": block.column("id").take(b),
+            "dist": pa.array(np.concatenate(d_all)),
+            "a_area": block.column("area").take(a),
+            "b_area": block.column("area").take(b),
+            "a_prior": block.column("prior").take(a),
+            "b_prior": block.column("prior").take(b),
+        }
+    )
 
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    for e in edges:
-        for side in ("a", "b"):
-            sid = e[side]
-            parent.setdefault(sid, sid)
-            info[sid] = (e[f"{side}_area"], e[f"{side}_phash"], e[f"{side}_prior"])
-        ra, rb = find(e["a"]), find(e["b"])
-        if ra != rb:
-            # the root is always the best-ranked member, so it is the component's survivor
-            if _rank(info[ra][0], ra, info[ra][2]) <= _rank(info[rb][0], rb, info[rb][2]):
-                parent[rb] = ra
-            else:
-                parent[ra] = rb
-    out = {}
-    for sid in parent:
-        root = find(sid)
-        if root != sid:
-            dist = int(np.bitwise_count(np.uint64(int(info[sid][1], 16) ^ int(info[root][1], 16))))
-            out[sid] = (root, dist)
-    return out
+def exact_rows(batch: pa.Table) -> pa.Table:
+    """Exact-stage rows -> (id, exact_of) of each exact duplicate."""
+    dup = batch.filter(pc.is_valid(batch.column("exact_of")))
+    return pa.table({"id": dup.column("id"), "exact_of": dup.column("exact_of")})
 
 
-def dup_rows(batch: pa.Table, near: dict[str, tuple[str, int]]) -> pa.Table:
-    """Exact-stage rows + the near map -> one row per non-survivor with its final survivor and reason."""
+def final_rows(batch: pa.Table) -> pa.Table:
+    """Exact duplicates joined with the near verdict on their survivor, or near duplicates -> `DUP_SCHEMA`."""
     out = []
     for r in batch.to_pylist():
-        sid, exact_of = r["id"], r["exact_of"]
-        if exact_of is not None:
-            final = near.get(exact_of, (exact_of, 0))[0]
-            via = f"; {exact_of} is a near duplicate of {final}" if final != exact_of else ""
+        if r.get("exact_of") is not None:
+            final = r.get("dup_of") or r["exact_of"]
+            via = f"; {r['exact_of']} is a near duplicate of {final}" if final != r["exact_of"] else ""
             out.append(
-                {
-                    "id": sid,
-                    "dup_of": final,
-                    "dup_reason": "duplicate_exact",
-                    "dup_detail": f"same pixels as {exact_of}{via}",
-                }
-            )
-        elif sid in near:
-            final, dist = near[sid]
+                {"id": r["id"], "dup_of": final, "dup_reason": "duplicate_exact",
+                 "dup_detail": f"same pixels as {r['exact_of']}{via}"}
+            )  # fmt: skip
+        else:
             out.append(
-                {
-                    "id": sid,
-                    "dup_of": final,
-                    "dup_reason": "duplicate_near",
-                    "dup_detail": f"pHash Hamming distance {dist} to {final}",
-                }
-            )
+                {"id": r["id"], "dup_of": r["dup_of"], "dup_reason": "duplicate_near",
+                 "dup_detail": f"pHash Hamming distance {r['dist']} to {r['dup_of']}"}
+            )  # fmt: skip
     return pa.Table.from_pylist(out, schema=DUP_SCHEMA)
 
 
@@ -237,14 +213,15 @@ class Dedup(SignatureStage):
     name = STAGE
     Config = DedupConfig
     signature = ("id", "reason", *KEY_COLS[1:])
+    per_row = True
 
     @classmethod
-    def decide(cls, signatures: Any, config: StageConfig, ctx: RunContext) -> pa.Table:
+    def decide(cls, signatures: Any, config: StageConfig, ctx: RunContext) -> Any:
         return duplicates(signatures, config, list(ctx.prior))  # type: ignore[arg-type]
 
     @staticmethod
     def apply(batch: pa.Table, decision: Any, config: StageConfig, ctx: RunContext) -> pa.Table:
-        return mark_duplicates(batch, decision)
+        return batch if decision is None else mark_duplicates(batch, decision)
 
 
 def mark_duplicates(batch: pa.Table, dups: pa.Table) -> pa.Table:
@@ -269,15 +246,18 @@ def remote_args(cfg: DedupConfig) -> dict[str, Any]:
     return cfg.task_args()
 
 
-def duplicates(signatures: Any, cfg: DedupConfig, prior: list[str] | None = None) -> pa.Table:
-    """The run's duplicates: one row (id, dup_of, dup_reason, dup_detail) per sample to reject. `signatures`: a
-    Ray Dataset of the signature columns; `prior`: samples files an incremental dataset committed before, whose
-    samples always survive (they are exported already). Memory: the duplicates table and the near-duplicate
-    edges on the driver (tens of bytes each); the rows never leave the spill."""
+def duplicates(
+    signatures: Any, cfg: DedupConfig, prior: list[str] | None = None, trace: dict[str, Any] | None = None
+) -> Any:
+    """The run's duplicates: a materialized Ray Dataset of one row (id, dup_of, dup_reason, dup_detail) per
+    sample to reject. `signatures`: a Ray Dataset of the signature columns; `prior`: samples files an incremental
+    dataset committed before, whose samples always survive (they are exported already). Memory: Ray Data blocks
+    of compact rows; the driver holds counts. `trace`, when given, receives the search's cut and its materialized
+    edges (for `bench dedup`)."""
     import ray
 
     if not (cfg.exact or cfg.near):
-        return DUP_SCHEMA.empty_table()
+        return ray.data.from_arrow(DUP_SCHEMA.empty_table())
     res = remote_args(cfg)
     keys = signatures.map_batches(keys_of, fn_kwargs={"key": cfg.key}, batch_format="pyarrow", **res)
     if prior:
@@ -289,9 +269,7 @@ def duplicates(signatures: Any, cfg: DedupConfig, prior: list[str] | None = None
         )
         keys = keys.union(earlier)
     if cfg.exact:
-        exact = keys.groupby("exact_key", num_partitions=cfg.num_partitions).map_groups(
-            pick_exact, batch_format="pyarrow", **res
-        )
+        exact = by_key(keys, ["exact_key"], pick_exact, cfg.num_partitions, **res)
     else:
         exact = keys.map_batches(
             lambda b: b.drop_columns(["exact_key"]).append_column("exact_of", pa.nulls(len(b), pa.string())),
@@ -299,14 +277,31 @@ def duplicates(signatures: Any, cfg: DedupConfig, prior: list[str] | None = None
             **res,
         )
     exact = exact.materialize()
-    near: dict[str, tuple[str, int]] = {}
-    if cfg.near:
-        threshold = {"threshold": cfg.hamming_threshold}
-        bands = exact.map_batches(bands_of, fn_kwargs=threshold, batch_format="pyarrow", **res)
-        edges = bands.groupby("band", num_partitions=cfg.num_partitions).map_groups(
-            bucket_edges, fn_kwargs=threshold, batch_format="pyarrow", **res
-        )
-        near = near_survivors(edges.take_all())
-    dups = exact.map_batches(dup_rows, fn_kwargs={"near": near}, batch_format="pyarrow", **res)
+    exact_dups = exact.map_batches(exact_rows, batch_format="pyarrow", **res).materialize()
+    if not cfg.near:
+        return _finished(exact_dups.map_batches(final_rows, batch_format="pyarrow", **res))
+    cut = hamming.choose_bands(exact.count(), cfg.hamming_threshold)
+    rows = exact.map_batches(group_rows, fn_kwargs={"cut": cut}, batch_format="pyarrow", **res)
+    edges = by_key(rows, ["g", "v", "text_key"], partial(group_edges, cut=cut), cfg.num_partitions, **res)
+    edges = edges.materialize()
+    if trace is not None:
+        trace.update(cut=cut, edges=edges, exact_survivors=exact.count())
+    if edges.count() == 0:
+        return _finished(exact_dups.map_batches(final_rows, batch_format="pyarrow", **res))
+    near = components.near_duplicates(edges, cfg.num_partitions, cfg.local_edges, **res).materialize()
+    if exact_dups.count() == 0:
+        return _finished(near.map_batches(final_rows, batch_format="pyarrow", **res))
+    # an exact duplicate of a sample rejected as a near duplicate names that one's survivor
+    survivor_of = near.select_columns(["id", "dup_of"]).rename_columns({"id": "exact_of"})
+    via = join(exact_dups, survivor_of, "exact_of", "left outer", cfg.num_partitions, **res)
+    return _finished(via.union(near).map_batches(final_rows, batch_format="pyarrow", **res))
+
+
+def _finished(dups: Any) -> Any:
+    return dups.map_batches(lambda b: b.cast(DUP_SCHEMA), batch_format="pyarrow").materialize()
+
+
+def collect(dups: Any) -> pa.Table:
+    """A duplicates dataset as one table (tests and benchmarks: it is as large as the run's duplicates)."""
     parts = [t for t in dups.iter_batches(batch_format="pyarrow", batch_size=None) if len(t)]
-    return pa.concat_tables(parts).combine_chunks() if parts else DUP_SCHEMA.empty_table()
+    return pa.concat_tables(parts).cast(DUP_SCHEMA).combine_chunks() if parts else DUP_SCHEMA.empty_table()

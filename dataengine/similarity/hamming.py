@@ -1,0 +1,162 @@
+"""Every pair of 64-bit hashes within a Hamming threshold, with exact recall and near-linear cost
+(multi-index hashing).
+
+A hash is cut into `m` bands; two hashes within `t` bits differ by at most `r = t // m` bits in some band
+(pigeonhole). Each band is cut again into `r + 1` parts; two bands within `r` bits agree exactly on some part. So
+every pair within `t` meets in some *group* (band j, part p, the part's value), and inside a group only the
+members whose band is within `r` bits are looked up (the other bits of the band, sorted, searched for every
+value within `r` bit flips), never all pairs of the group. A pair is emitted only from the first group it meets
+in, so it is emitted once, and only when its full distance is within `t`.
+
+Cost per hash: `m * (r + 1)` group rows (the shuffle), `m * (r + 1) * V` lookups and about
+`m * (r + 1) * V * n / 2**(64 / m)` candidate checks, with V the number of values within `r` flips of the free
+bits. `choose_bands` picks `m` from n: many narrow bands while n is small, fewer wider ones as n grows, so the
+candidates per hash stay bounded and the cost stays near-linear in n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from math import comb
+
+import numpy as np
+
+BITS = 64
+# rough cost of one group row through a shuffle, one lookup and one candidate check, in the same unit
+_ROW, _LOOKUP, _CHECK = 2000.0, 100.0, 20.0
+
+
+@dataclass(frozen=True)
+class Bands:
+    """How hashes are cut: `bands[j] = (shift, width)`; `parts[j][p] = (shift, width)` inside the 64 bits."""
+
+    threshold: int
+    r: int
+    bands: tuple[tuple[int, int], ...]
+    parts: tuple[tuple[tuple[int, int], ...], ...]
+
+    @property
+    def groups_per_hash(self) -> int:
+        return len(self.bands) * (self.r + 1)
+
+
+def _cut(shift: int, width: int, n: int) -> list[tuple[int, int]]:
+    """`width` bits starting at bit `shift + width - 1` (most significant first) cut into n near-equal pieces."""
+    sizes = [width // n + (1 if i < width % n else 0) for i in range(n)]
+    out, top = [], shift + width
+    for s in sizes:
+        top -= s
+        out.append((top, s))
+    return out
+
+
+def bands_for(threshold: int, m: int) -> Bands:
+    r = threshold // m
+    bands = tuple(_cut(0, BITS, m))
+    parts = tuple(tuple(_cut(s, w, r + 1)) for s, w in bands)
+    return Bands(threshold, r, bands, parts)
+
+
+def estimated_cost(n: int, threshold: int, m: int) -> float:
+    """Relative cost per hash of cutting into `m` bands, for n hashes spread uniformly."""
+    r, width = threshold // m, BITS / m
+    free = width - width / (r + 1)
+    lookups = sum(comb(round(free), k) for k in range(r + 1))
+    rows = m * (r + 1)
+    return rows * _ROW + rows * lookups * _LOOKUP + rows * lookups * n / 2**width * _CHECK
+
+
+def choose_bands(n: int, threshold: int) -> Bands:
+    """The cut with the lowest estimated cost for n hashes (m from 1 to threshold + 1)."""
+    m = min(range(1, threshold + 2), key=lambda k: estimated_cost(max(n, 1), threshold, k))
+    return bands_for(threshold, m)
+
+
+def _field(h: np.ndarray, shift: int, width: int) -> np.ndarray:
+    mask = np.uint64((1 << width) - 1) if width < BITS else np.uint64(0xFFFFFFFFFFFFFFFF)
+    return (h >> np.uint64(shift)) & mask
+
+
+def group_keys(h: np.ndarray, cut: Bands) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item index, group number, part value) for every group each hash falls in: `groups_per_hash` rows a hash.
+    The group number is `band * (r + 1) + part`; the value is the part's bits (as int64)."""
+    idx, grp, val = [], [], []
+    n = len(h)
+    for j, parts in enumerate(cut.parts):
+        for p, (shift, width) in enumerate(parts):
+            idx.append(np.arange(n, dtype=np.int64))
+            grp.append(np.full(n, j * (cut.r + 1) + p, dtype=np.int16))
+            val.append(_field(h, shift, width).view(np.int64))
+    return np.concatenate(idx), np.concatenate(grp), np.concatenate(val)
+
+
+def _flip_masks(positions: list[int], r: int) -> np.ndarray:
+    masks = [0]
+    for k in range(1, r + 1):
+        masks.extend(sum(1 << b for b in c) for c in combinations(positions, k))
+    return np.array(masks, dtype=np.uint64)
+
+
+def pairs_in_group(h: np.ndarray, group: int, cut: Bands) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Members of one group (their full hashes) -> (i, j, distance) with i < j for every pair within the
+    threshold that meets first in this group. Work: one sort and (values within r flips) lookups a member."""
+    empty = np.array([], dtype=np.int64)
+    if len(h) < 2:
+        return empty, empty, empty
+    j, p = divmod(group, cut.r + 1)
+    band_shift, band_width = cut.bands[j]
+    part_shift, part_width = cut.parts[j][p]
+    free_bits = [
+        b for b in range(band_shift, band_shift + band_width) if not part_shift <= b < part_shift + part_width
+    ]
+    free_mask = np.uint64(sum(1 << b for b in free_bits))
+    x = h & free_mask  # the band's bits outside the shared part
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    masks = _flip_masks(free_bits, cut.r)
+    probes = (x[:, None] ^ masks[None, :]).ravel()
+    lo = np.searchsorted(xs, probes, side="left")
+    hi = np.searchsorted(xs, probes, side="right")
+    counts = hi - lo
+    if counts.sum() == 0:
+        return empty, empty, empty
+    src = np.repeat(np.arange(len(h), dtype=np.int64).repeat(len(masks)), counts)
+    starts = np.repeat(lo, counts)
+    offsets = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    dst = order[starts + offsets]
+    keep = src < dst
+    a, b = src[keep], dst[keep]
+    dist = np.bitwise_count(h[a] ^ h[b]).astype(np.int64)
+    keep = dist <= cut.threshold
+    for earlier in range(j):  # met already in an earlier band?
+        s, w = cut.bands[earlier]
+        keep &= np.bitwise_count(_field(h[a] ^ h[b], s, w)) > cut.r
+    for q in range(p):  # or in an earlier part of this band?
+        s, w = cut.parts[j][q]
+        keep &= _field(h[a] ^ h[b], s, w) != 0
+    return a[keep], b[keep], dist[keep]
+
+
+def brute_force_pairs(h: np.ndarray, threshold: int) -> set[tuple[int, int]]:
+    """All pairs (i < j) within the threshold by comparing every pair: the reference for tests and benchmarks."""
+    out = set()
+    for i in range(len(h) - 1):
+        d = np.bitwise_count(h[i] ^ h[i + 1 :])
+        out.update((i, i + 1 + int(k)) for k in np.nonzero(d <= threshold)[0])
+    return out
+
+
+def all_pairs(h: np.ndarray, threshold: int, cut: Bands | None = None) -> set[tuple[int, int]]:
+    """Every pair within the threshold, in one process (groups formed with numpy): the algorithm without Ray,
+    for tests and for checking the distributed version."""
+    cut = cut or choose_bands(len(h), threshold)
+    idx, grp, val = group_keys(h, cut)
+    order = np.lexsort((val, grp))
+    idx, grp, val = idx[order], grp[order], val[order]
+    bounds = np.flatnonzero((np.diff(grp) != 0) | (np.diff(val) != 0)) + 1
+    out: set[tuple[int, int]] = set()
+    for members, g in zip(np.split(idx, bounds), np.split(grp, bounds), strict=True):
+        a, b, _ = pairs_in_group(h[members], int(g[0]), cut)
+        out.update(zip(members[a].tolist(), members[b].tolist(), strict=True))
+    return {(min(a, b), max(a, b)) for a, b in out}
