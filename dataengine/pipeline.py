@@ -30,7 +30,7 @@ class InputSpec(Strict):
         16 * 1024 * 1024, ge=1, description="largest JSONL line, tar member or Parquet image"
     )
     split_bytes: int = Field(
-        64 * 1024 * 1024,
+        4 * 1024 * 1024,
         ge=1,
         description="a JSONL or Parquet file larger than this is read by several tasks (JSONL in byte ranges, "
         "Parquet by row groups) of about this size, or smaller so that a lone large file makes one per CPU",
