@@ -124,6 +124,12 @@ def test_a_committed_sample_survives_against_a_larger_new_image():
     assert survivors_of([edge("z", "a", 1, 1, 99, a_prior=True)]) == {"a": ("z", 1)}
 
 
+def test_committed_samples_all_survive_and_reject_new_copies_of_either():
+    # p1 and p2 were both exported (3 bits apart); a new sample 2 bits from p2 is its near duplicate
+    edges = [edge("p1", "p2", 3, 50, 40, True, True), edge("n", "p2", 2, 99, 40, False, True)]
+    assert survivors_of(edges) == {"n": ("p2", 2)}
+
+
 def test_multi_index_search_has_exact_recall_on_dense_clusters_and_chains():
     rng = np.random.default_rng(7)
     base = rng.integers(0, 2**63, 400, dtype=np.uint64)

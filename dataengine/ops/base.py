@@ -24,7 +24,6 @@ from functools import partial
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from dataengine.core import shuffle, stage_stats
@@ -215,8 +214,8 @@ class SignatureStage(DatasetStage):
     The decision is either one small value every task gets (a score cutoff), or, with `per_row`, a Ray Dataset of
     rows keyed by `id` (dedup's rejections): those are routed to the spill file holding each id (a join with the
     spill's ids, then a file of decisions per spill file), and each task reads only its own file's decisions.
-    Memory: the list of spill files and a small decision on the driver; never the rows, never a run-sized
-    decision in one process."""
+    Memory: the list of spill files and a small decision on the driver; never the rows. Per-row decisions are
+    shuffled in `num_partitions` blocks (the stage's setting, else 8), which must grow with the run."""
 
     signature: ClassVar[tuple[str, ...]]
     per_row: ClassVar[bool] = False
@@ -248,12 +247,12 @@ class SignatureStage(DatasetStage):
         ctx.stats.extend(stage_stats.of_dataset(written, spilled))  # the segment that ends here, for the manifest
         if not files:
             return ds.limit(0)
-        signatures = ray.data.read_parquet(spill).select_columns(list(cls.signature))
+        signatures = ray.data.read_parquet(files).select_columns(list(cls.signature))  # this attach's files only
         decision = cls.decide(signatures, config, ctx)
         if cls.per_row and decision.count() == 0:
             decision = None
         elif cls.per_row:
-            where = ray.data.read_parquet(spill, include_paths=True).select_columns(["id", "path"])
+            where = ray.data.read_parquet(files, include_paths=True).select_columns(["id", "path"])
             parts = getattr(config, "num_partitions", 8)
             located = shuffle.join(decision, where, "id", "inner", parts, **config.task_args())
             write = partial(route_decisions, folder=routed)
@@ -287,11 +286,13 @@ def route_decisions(block: pa.Table, folder: str) -> pa.Table:
     per spill file, named like it."""
     if len(block) == 0:
         return pa.table({"files": [0]})
-    paths = block.column("path").combine_chunks()
-    for path in pc.unique(paths).to_pylist():
-        rows = block.filter(pc.equal(paths, path)).drop_columns(["path"])
-        write_parquet_atomic(join(folder, path.rsplit("/", 1)[-1]), rows)
-    return pa.table({"files": [len(pc.unique(paths))]})
+    block = block.sort_by("path")
+    paths = block.column("path").to_pylist()
+    starts = [i for i in range(len(paths)) if i == 0 or paths[i] != paths[i - 1]]
+    for lo, hi in zip(starts, [*starts[1:], len(paths)], strict=True):
+        rows = block.slice(lo, hi - lo).drop_columns(["path"])
+        write_parquet_atomic(join(folder, paths[lo].rsplit("/", 1)[-1]), rows)
+    return pa.table({"files": [len(starts)]})
 
 
 def _apply_file(

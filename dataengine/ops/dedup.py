@@ -1,7 +1,8 @@
-"""Global exact and near-duplicate removal over the whole run, with Ray Data groupby (never all-pairs).
+"""Global exact and near-duplicate removal over the whole run, on Ray Data shuffles (never all-pairs).
 
 1. Exact: group by the decoded-pixel hash (plus the normalised-text hash in `image+text` mode); the survivor of
-   a group is the largest image, ties broken by smallest id, so the choice is deterministic.
+   a group is a sample an earlier commit exported, else the largest image, ties broken by smallest id, so the
+   choice is deterministic.
 2. Near: every pair of exact survivors whose 64-bit pHashes are within `hamming_threshold` bits, found by
    multi-index hashing (`similarity.hamming`: exact recall, near-linear cost, the search groups hash-partitioned
    over Ray Data), becomes an edge. In each connected component (`similarity.components`), survivors are picked in
@@ -11,9 +12,11 @@
    one's survivor): the rows were spilled to the run's `_work/` before the decision (a signature stage,
    `ops.base.SignatureStage`) and are marked block by block.
 
-Scale: the exact groupby and the near search shuffle compact rows (id, hashes, area: tens of bytes, `m * (r + 1)`
-rows a sample for the search); components hold only the edges. The duplicates table (one row per rejected sample)
-is collected on the driver and handed to the marking tasks.
+Scale: the exact groups and the near search shuffle compact rows (id, hashes, area: tens of bytes, `m * (r + 1)`
+rows a sample for the search); components hold only the edges. The duplicates (one row per rejected sample) are
+routed to the spill file holding each (`SignatureStage.per_row`); no process holds them all. Each shuffle
+partition is one task's block: `num_partitions` must grow with the run (a partition holds 1/num_partitions of the
+search rows).
 
 Dedup's own tasks (key extraction, group picks, band edges, the final marking) run with the stage's declared
 `resources` (CPUs, GPUs, memory, custom resources), so a cluster can place them; the shuffles' aggregators are

@@ -8,8 +8,10 @@ driver holds one count a round. Scales with the number of edges, not the run.
 
 Survivors: the members of a component, best rank first (`rank`: earlier commits, then the largest image, then the
 smallest id); a member is rejected when it is within the threshold (an edge) of a survivor picked before it,
-naming the best-ranked such survivor, and becomes a survivor otherwise. So a chain a~b~c whose ends are far apart
-keeps both ends. One component is decided in one task (its edges: a dense cluster of thousands fits).
+naming the best-ranked such survivor, and becomes a survivor otherwise. Samples earlier commits exported always
+survive (they are in the dataset already), so a new sample near any of them is rejected. A chain a~b~c whose
+ends are far apart keeps both ends. One component is decided in one task (its edges: a dense cluster of
+thousands fits).
 """
 
 from __future__ import annotations
@@ -167,8 +169,9 @@ def _pick(cols: dict[str, list[Any]], start: int, end: int, out: dict[str, list[
         near.setdefault(b, {})[a] = d
     kept: set[str] = set()
     for sid in sorted(info, key=info.__getitem__):
+        committed = not info[sid][0]  # exported by an earlier commit: it stays, whatever is near it
         within = [s for s in near[sid] if s in kept]
-        if not within:
+        if committed or not within:
             kept.add(sid)
             continue
         best = min(within, key=info.__getitem__)
