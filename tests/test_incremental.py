@@ -31,7 +31,7 @@ SPEC = {
         {"op": "image", "batch_size": 4},
         {"op": "text"},
         {"op": "language", "keep": ["en"]},
-        {"op": "dedup", "num_partitions": 2},
+        {"op": "dedup"},
         {"op": "tile", "max_tiles": 6, "batch_size": 4, "shard_target_bytes": 300_000},
         {"op": "export", "batch_size": 8},
     ],

@@ -42,7 +42,7 @@ def spec(base_url: str) -> dict:
             {"op": "image", "min_side": 32},
             {"op": "text"},
             {"op": "language", "keep": ["en", "zh"]},
-            {"op": "dedup", "num_partitions": 2},
+            {"op": "dedup"},
             {"op": "translate", "engine": "openai", "model": "scripted", "base_url": base_url, "resources": small},
             {"op": "tile", "max_tiles": 2, "resources": small, "compute": {"kind": "actors", "size": 1}},
             {"op": "score", "model": "tiny-test", "batch_size": 4, "num_threads": 1, "resources": small},

@@ -32,7 +32,7 @@ def spec(**over):
             {"op": "image"},
             {"op": "text"},
             {"op": "language"},
-            {"op": "dedup", "num_partitions": 2},
+            {"op": "dedup"},
             {"op": "export", "batch_size": 4},
         ],
     }

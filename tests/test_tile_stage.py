@@ -39,7 +39,7 @@ def tiled_run(ray_local, tmp_path_factory):
                 {"op": "resolve"},
                 {"op": "image"},
                 {"op": "text"},
-                {"op": "dedup", "num_partitions": 2},
+                {"op": "dedup"},
                 {"op": "tile", "shard_target_bytes": 200_000, "webdataset": True, "batch_size": 8},
                 {"op": "export"},
             ],

@@ -122,7 +122,7 @@ def _spec(server, on_failure="reject"):
                 {"op": "image"},
                 {"op": "text"},
                 {"op": "language"},
-                {"op": "dedup", "num_partitions": 2},
+                {"op": "dedup"},
                 {
                     "op": "translate",
                     "engine": "openai",

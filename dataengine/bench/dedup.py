@@ -92,7 +92,7 @@ def bench_dedup(
     n: int,
     threshold: int = 4,
     num_cpus: int | None = None,
-    partitions: int = 8,
+    partitions: int | None = None,
     sample: int = 3000,
     local_edges: int | None = None,
 ) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def bench_dedup(
         with MemorySampler() as mem:
             t0 = time.perf_counter()
             sigs = ray.data.range(n).map_batches(signatures, fn_kwargs={"plant": plant}, batch_format="numpy")
-            dups = collect(duplicates(sigs, cfg, trace=trace))
+            dups = collect(duplicates(sigs, cfg, trace=trace, rows=n))
             wall = time.perf_counter() - t0
         checked = check(plant, dups, trace, sample)
     finally:

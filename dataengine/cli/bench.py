@@ -40,9 +40,11 @@ def bench_clean_cmd(ctx: click.Context, scale: int, data: str | None, num_cpus: 
 @click.option("--n", "n", default=1_000_000, type=int, help="synthetic signatures")
 @click.option("--threshold", default=4, type=int, help="pHash Hamming threshold")
 @click.option("--num-cpus", default=None, type=int, help="CPUs for the local Ray (default: all)")
-@click.option("--partitions", default=8, type=int, help="hash partitions of the shuffles")
+@click.option("--partitions", default=None, type=int, help="hash partitions of every shuffle (default: by rows)")
 @click.option("--local-edges", default=None, type=int, help="edges up to which components run in one task")
-def bench_dedup_cmd(n: int, threshold: int, num_cpus: int | None, partitions: int, local_edges: int | None) -> None:
+def bench_dedup_cmd(
+    n: int, threshold: int, num_cpus: int | None, partitions: int | None, local_edges: int | None
+) -> None:
     """Dedup's decision on synthetic signatures with planted duplicates: wall, peak memory, candidate pairs,
     recall and precision against brute force on a sample."""
     from dataengine.bench.dedup import bench_dedup

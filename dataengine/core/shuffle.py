@@ -9,12 +9,24 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+PARTITION_ROWS = 1_000_000  # rows a shuffle partition holds when no partition count is set
+
+
+def partitions(rows: int, setting: int | None = None, per_partition: int = PARTITION_ROWS) -> int:
+    """Partitions for a shuffle of `rows` rows: the setting when one is given, else one per `per_partition` rows
+    (at least one), so partitions grow with the run and a small table is one block in one task."""
+    if setting:
+        return setting
+    return max(1, -(-rows // max(per_partition, 1)))
+
 
 def by_key(ds: Any, keys: list[str], fn: Any, num_partitions: int, **res: Any) -> Any:
     """`fn(block)` on blocks hash-partitioned by `keys`: every key's rows arrive in one call (the contract Ray
-    Data's own `map_groups` relies on), and `fn` handles all of a block's keys at once. `res`: the tasks' Ray
-    resources."""
-    return ds.repartition(num_partitions, keys=keys).map_batches(fn, batch_size=None, batch_format="pyarrow", **res)
+    Data's own `map_groups` relies on), and `fn` handles all of a block's keys at once. One partition is one
+    block, gathered without a hash shuffle (whose aggregator actors cost seconds to start: a small table's
+    shuffle is mostly that). `res`: the tasks' Ray resources."""
+    spread = ds.repartition(1) if num_partitions <= 1 else ds.repartition(num_partitions, keys=keys)
+    return spread.map_batches(fn, batch_size=None, batch_format="pyarrow", **res)
 
 
 def schema_of(ds: Any) -> pa.Schema | None:

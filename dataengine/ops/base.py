@@ -215,7 +215,8 @@ class SignatureStage(DatasetStage):
     rows keyed by `id` (dedup's rejections): those are routed to the spill file holding each id (a join with the
     spill's ids, then a file of decisions per spill file), and each task reads only its own file's decisions.
     Memory: the list of spill files and a small decision on the driver; never the rows. Per-row decisions are
-    shuffled in `num_partitions` blocks (the stage's setting, else 8), which must grow with the run."""
+    shuffled in `num_partitions` blocks when the stage sets it, else one per `partition_rows` rows (a million by
+    default): partitions grow with the run, and a small run's routing is one task without a hash shuffle."""
 
     signature: ClassVar[tuple[str, ...]]
     per_row: ClassVar[bool] = False
@@ -253,7 +254,11 @@ class SignatureStage(DatasetStage):
             decision = None
         elif cls.per_row:
             where = ray.data.read_parquet(files, include_paths=True).select_columns(["id", "path"])
-            parts = getattr(config, "num_partitions", 8)
+            parts = shuffle.partitions(
+                spilled + decision.count(),
+                getattr(config, "num_partitions", None),
+                getattr(config, "partition_rows", shuffle.PARTITION_ROWS),
+            )
             located = shuffle.join(decision, where, "id", "inner", parts, **config.task_args())
             write = partial(route_decisions, folder=routed)
             for _ in shuffle.by_key(located, ["path"], write, parts, **config.task_args()).iter_batches(

@@ -15,8 +15,8 @@
 Scale: the exact groups and the near search shuffle compact rows (id, hashes, area: tens of bytes, `m * (r + 1)`
 rows a sample for the search); components hold only the edges. The duplicates (one row per rejected sample) are
 routed to the spill file holding each (`SignatureStage.per_row`); no process holds them all. Each shuffle
-partition is one task's block: `num_partitions` must grow with the run (a partition holds 1/num_partitions of the
-search rows).
+partition is one task's block, so partitions grow with the rows shuffled (`partition_rows` each, unless
+`num_partitions` fixes them); a shuffle of at most `partition_rows` rows is one task, without a hash shuffle.
 
 Dedup's own tasks (key extraction, group picks, band edges, the final marking) run with the stage's declared
 `resources` (CPUs, GPUs, memory, custom resources), so a cluster can place them; the shuffles' aggregators are
@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dataengine.core.shuffle import by_key, join
+from dataengine.core.shuffle import by_key, join, partitions
 from dataengine.core.text import text_key
 from dataengine.ops.base import RunContext, SignatureStage, StageConfig
 from dataengine.similarity import components, hamming
@@ -65,7 +65,18 @@ class DedupConfig(StageConfig):
     exact: bool = True
     near: bool = True
     hamming_threshold: int = Field(4, ge=0, le=16, description="max pHash bit distance for a near duplicate")
-    num_partitions: int = Field(8, ge=1, description="hash partitions for the groupby/join shuffles")
+    num_partitions: int | None = Field(
+        None, ge=1, description="hash partitions for every shuffle; unset: one per `partition_rows` rows shuffled"
+    )
+    partition_rows: int = Field(
+        1_000_000, ge=1, description="rows a shuffle partition holds when num_partitions is unset (one task each)"
+    )
+    search_rows: int = Field(
+        20_000_000,
+        ge=1,
+        description="near search rows one shuffle holds (r + 1 a sample a band); more: the bands "
+        "are searched in several passes, one shuffle each",
+    )
     local_edges: int = Field(
         2_000_000,
         ge=0,
@@ -126,16 +137,17 @@ def pick_exact(block: pa.Table) -> pa.Table:
     return pa.table({**cols, "exact_of": exact_of}).cast(EXACT_SCHEMA)
 
 
-def group_rows(batch: pa.Table, cut: hamming.Bands) -> pa.Table:
-    """Exact survivors -> one row per near-duplicate search group each falls in (`hamming.group_keys`), carrying
-    what an edge needs; in `image+text` mode the text key is part of the group, so only same-text pairs meet."""
+def group_rows(batch: pa.Table, cut: hamming.Bands, bands: range | None = None) -> pa.Table:
+    """Exact survivors -> one row per near-duplicate search group each falls in (`hamming.group_keys`; those of
+    `bands` only, when given), carrying what an edge needs; in `image+text` mode the text key is part of the
+    group, so only same-text pairs meet."""
     reps = batch.filter(pc.is_null(batch.column("exact_of")))
     h = hashes(reps.column("phash"))
-    idx, grp, val = hamming.group_keys(h, cut)
+    idx, grp, val = hamming.group_keys(h, cut, bands)
     take = pa.array(idx)
     return pa.table(
         {
-            "g": pa.array(grp.astype(np.int32)),
+            "g": pa.array(grp),
             "v": pa.array(val),
             "text_key": pc.fill_null(reps.column("text_key"), "").take(take),
             "id": reps.column("id").take(take),
@@ -250,29 +262,37 @@ def remote_args(cfg: DedupConfig) -> dict[str, Any]:
 
 
 def duplicates(
-    signatures: Any, cfg: DedupConfig, prior: list[str] | None = None, trace: dict[str, Any] | None = None
+    signatures: Any,
+    cfg: DedupConfig,
+    prior: list[str] | None = None,
+    trace: dict[str, Any] | None = None,
+    rows: int | None = None,
 ) -> Any:
     """The run's duplicates: a materialized Ray Dataset of one row (id, dup_of, dup_reason, dup_detail) per
-    sample to reject. `signatures`: a Ray Dataset of the signature columns; `prior`: samples files an incremental
-    dataset committed before, whose samples always survive (they are exported already). Memory: Ray Data blocks
-    of compact rows; the driver holds counts. `trace`, when given, receives the search's cut and its materialized
-    edges (for `bench dedup`)."""
+    sample to reject. `signatures`: a Ray Dataset of the signature columns (`rows` of them, counted when not
+    given); `prior`: samples files an incremental dataset committed before, whose samples always survive (they
+    are exported already). Memory: Ray Data blocks of compact rows; the driver holds counts. `trace`, when
+    given, receives the search's cut and its materialized edges (for `bench dedup`)."""
     import ray
 
     if not (cfg.exact or cfg.near):
         return ray.data.from_arrow(DUP_SCHEMA.empty_table())
     res = remote_args(cfg)
+
+    def parts(n: int) -> int:
+        return partitions(n, cfg.num_partitions, cfg.partition_rows)
+
     keys = signatures.map_batches(keys_of, fn_kwargs={"key": cfg.key}, batch_format="pyarrow", **res)
+    n = signatures.count() if rows is None else rows
     if prior:
         cols = ["id", "pixel_hash", "phash", "width", "height", "caption", "conversations"]
-        earlier = (
-            ray.data.read_parquet(prior)
-            .select_columns(cols)
-            .map_batches(keys_of, fn_kwargs={"key": cfg.key, "prior": True}, batch_format="pyarrow", **res)
+        earlier = ray.data.read_parquet(prior).select_columns(cols)
+        n += earlier.count()
+        keys = keys.union(
+            earlier.map_batches(keys_of, fn_kwargs={"key": cfg.key, "prior": True}, batch_format="pyarrow", **res)
         )
-        keys = keys.union(earlier)
     if cfg.exact:
-        exact = by_key(keys, ["exact_key"], pick_exact, cfg.num_partitions, **res)
+        exact = by_key(keys, ["exact_key"], pick_exact, parts(n), **res)
     else:
         exact = keys.map_batches(
             lambda b: b.drop_columns(["exact_key"]).append_column("exact_of", pa.nulls(len(b), pa.string())),
@@ -283,21 +303,37 @@ def duplicates(
     exact_dups = exact.map_batches(exact_rows, batch_format="pyarrow", **res).materialize()
     if not cfg.near:
         return _finished(exact_dups.map_batches(final_rows, batch_format="pyarrow", **res))
-    cut = hamming.choose_bands(exact.count(), cfg.hamming_threshold)
-    rows = exact.map_batches(group_rows, fn_kwargs={"cut": cut}, batch_format="pyarrow", **res)
-    edges = by_key(rows, ["g", "v", "text_key"], partial(group_edges, cut=cut), cfg.num_partitions, **res)
-    edges = edges.materialize()
+    survivors = exact.count() - exact_dups.count()
+    cut = hamming.choose_bands(survivors, cfg.hamming_threshold)
+    edges = search(exact, cut, survivors, cfg, res)
+    n_edges = edges.count()
     if trace is not None:
-        trace.update(cut=cut, edges=edges, exact_survivors=exact.count())
-    if edges.count() == 0:
+        trace.update(cut=cut, edges=edges, exact_survivors=survivors)
+    if n_edges == 0:
         return _finished(exact_dups.map_batches(final_rows, batch_format="pyarrow", **res))
-    near = components.near_duplicates(edges, cfg.num_partitions, cfg.local_edges, **res).materialize()
+    near = components.near_duplicates(edges, parts(2 * n_edges), cfg.local_edges, **res).materialize()
     if exact_dups.count() == 0:
         return _finished(near.map_batches(final_rows, batch_format="pyarrow", **res))
     # an exact duplicate of a sample rejected as a near duplicate names that one's survivor
     survivor_of = near.select_columns(["id", "dup_of"]).rename_columns({"id": "exact_of"})
-    via = join(exact_dups, survivor_of, "exact_of", "left outer", cfg.num_partitions, **res)
+    via = join(exact_dups, survivor_of, "exact_of", "left outer", parts(exact_dups.count() + near.count()), **res)
     return _finished(via.union(near).map_batches(final_rows, batch_format="pyarrow", **res))
+
+
+def search(exact: Any, cut: hamming.Bands, survivors: int, cfg: DedupConfig, res: dict[str, Any]) -> Any:
+    """Every near-duplicate edge among the exact survivors: the bands are searched in passes of about
+    `search_rows` group rows (`r + 1` rows a survivor a band; one band at least), one shuffle a pass, so a
+    shuffle holds one pass's rows rather than the whole search's. A pair is kept only by the first band and part
+    it meets in, so the passes' edges are disjoint."""
+    m, per_band = len(cut.bands), survivors * (cut.r + 1)
+    passes = min(m, max(1, -(-per_band * m // cfg.search_rows)))
+    found = []
+    for k in range(passes):
+        bands = range(m * k // passes, m * (k + 1) // passes)
+        rows = exact.map_batches(group_rows, fn_kwargs={"cut": cut, "bands": bands}, batch_format="pyarrow", **res)
+        n_parts = partitions(per_band * len(bands), cfg.num_partitions, cfg.partition_rows)
+        found.append(by_key(rows, ["g", "v", "text_key"], partial(group_edges, cut=cut), n_parts, **res).materialize())
+    return found[0].union(*found[1:]).materialize() if len(found) > 1 else found[0]
 
 
 def _finished(dups: Any) -> Any:

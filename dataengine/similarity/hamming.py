@@ -78,12 +78,14 @@ def _field(h: np.ndarray, shift: int, width: int) -> np.ndarray:
     return (h >> np.uint64(shift)) & mask
 
 
-def group_keys(h: np.ndarray, cut: Bands) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(item index, group number, part value) for every group each hash falls in: `groups_per_hash` rows a hash.
-    The group number is `band * (r + 1) + part`; the value is the part's bits (as int64)."""
+def group_keys(h: np.ndarray, cut: Bands, bands: range | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item index, group number, part value) for every group each hash falls in (`r + 1` rows a hash per band,
+    for every band or those in `bands`). The group number is `band * (r + 1) + part`; the value is the part's
+    bits (as int64)."""
     idx, grp, val = [], [], []
     n = len(h)
-    for j, parts in enumerate(cut.parts):
+    for j in bands if bands is not None else range(len(cut.parts)):
+        parts = cut.parts[j]
         for p, (shift, width) in enumerate(parts):
             idx.append(np.arange(n, dtype=np.int64))
             grp.append(np.full(n, j * (cut.r + 1) + p, dtype=np.int16))
