@@ -115,29 +115,38 @@ def pairs_in_group(h: np.ndarray, group: int, cut: Bands) -> tuple[np.ndarray, n
     free_mask = np.uint64(sum(1 << b for b in free_bits))
     x = h & free_mask  # the band's bits outside the shared part
     order = np.argsort(x, kind="stable")
-    xs = x[order]
+    values, first, sizes = np.unique(x[order], return_index=True, return_counts=True)
     masks = _flip_masks(free_bits, cut.r)
-    probes = (x[:, None] ^ masks[None, :]).ravel()
-    lo = np.searchsorted(xs, probes, side="left")
-    hi = np.searchsorted(xs, probes, side="right")
-    counts = hi - lo
-    if counts.sum() == 0:
+    # a pair whose free bits differ by mask M is looked up only from the member holding M's highest bit (the
+    # larger value), so each pair is met once; pairs with equal free bits (M = 0) are met from both sides
+    tops = np.array([1 << (int(m).bit_length() - 1) if m else 0 for m in masks], dtype=np.uint64)
+    active = (x[:, None] & tops[None, :]) != 0
+    active[:, 0] = True
+    src_probe, k = np.nonzero(active)
+    probes = x[src_probe] ^ masks[k]
+    at = np.minimum(np.searchsorted(values, probes), len(values) - 1)  # one search over the distinct values
+    counts = np.where(values[at] == probes, sizes[at], 0)
+    total = int(counts.sum())
+    if total == 0:
         return empty, empty, empty
-    src = np.repeat(np.arange(len(h), dtype=np.int64).repeat(len(masks)), counts)
-    starts = np.repeat(lo, counts)
-    offsets = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    dst = order[starts + offsets]
-    keep = src < dst
-    a, b = src[keep], dst[keep]
-    dist = np.bitwise_count(h[a] ^ h[b]).astype(np.int64)
+    src = np.repeat(src_probe, counts)
+    offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    dst = order[np.repeat(first[at], counts) + offsets]
+    keep = (np.repeat(k, counts) != 0) | (src < dst)
+    src, dst = src[keep], dst[keep]
+    xor = h[src] ^ h[dst]
+    dist = np.bitwise_count(xor).astype(np.int64)
     keep = dist <= cut.threshold
+    src, dst, xor, dist = src[keep], dst[keep], xor[keep], dist[keep]
+    keep = np.ones(len(src), dtype=bool)
     for earlier in range(j):  # met already in an earlier band?
         s, w = cut.bands[earlier]
-        keep &= np.bitwise_count(_field(h[a] ^ h[b], s, w)) > cut.r
+        keep &= np.bitwise_count(_field(xor, s, w)) > cut.r
     for q in range(p):  # or in an earlier part of this band?
         s, w = cut.parts[j][q]
-        keep &= _field(h[a] ^ h[b], s, w) != 0
-    return a[keep], b[keep], dist[keep]
+        keep &= _field(xor, s, w) != 0
+    a, b = src[keep], dst[keep]
+    return np.minimum(a, b), np.maximum(a, b), dist[keep]
 
 
 def brute_force_pairs(h: np.ndarray, threshold: int) -> set[tuple[int, int]]:
