@@ -1,7 +1,9 @@
-"""Normalise captions and conversation turns; reject empty, oversized, malformed or boilerplate text.
+"""Normalise captions and conversation turns; reject empty, oversized, malformed, boilerplate or looping text.
 
-Order: early size guard, width folding, HTML (script/style blocks, tags, entities), control and zero-width
-characters, URLs and e-mails, whitespace; then length, filename and boilerplate checks on the cleaned text.
+Order: early size guard, the URL-only rule on the caption as written, width folding, HTML (script/style blocks,
+tags, entities), control and zero-width characters, URLs and e-mails, whitespace; then length, filename and
+boilerplate checks, the caption rules and the repetition check (`dataengine/quality/rules.py`) on the cleaned
+text. The rules only reject: the text is kept as the cleaning wrote it.
 
 Width folding is the part of NFKC that captions need: full-width ASCII letters and digits (`ＡＢＣ１２３`) and
 compatibility spaces (ideographic, no-break, fixed-width) become ASCII. Full NFKC is not used: it rewrites
@@ -21,6 +23,7 @@ from pydantic import AliasChoices, Field
 from dataengine.core.rows import Reject
 from dataengine.core.text import IMAGE_TAG, text_key
 from dataengine.ops.base import RowStage, StageConfig
+from dataengine.quality.rules import CaptionRules, RepetitionSettings, caption_rules, repetition, url_only
 
 HTML_OPEN = re.compile(r"<(script|style)\b[^<>]{0,2000}>", re.I)  # bounded, so no run of opens goes quadratic
 HTML_CLOSE = {tag: re.compile(rf"</{tag}\s*>", re.I) for tag in ("script", "style")}
@@ -47,7 +50,14 @@ DEFAULT_BOILERPLATE = [
     r"^(image|photo|picture|img|screenshot|untitled|thumbnail|图片|图像|照片)\s*[-_#]?\s*\d*(\.(jpe?g|png|gif|webp))?$",
     r"^(dsc|dscn|img|pic|p)[-_]?\d+(\.\w+)?$",
     r"\b(click|tap) (here )?to (enlarge|zoom|view|see)",
-    r"\bstock (photo|image|picture|footage)s?\b",
+    r"\bstock (photo|image|picture|footage|vector|illustration)s?\b",
+    r"\broyalty[- ]free\b",
+    r"this image has an empty alt attribute",  # WordPress's alt text for an image given none
+    r"^(alt(ernative)?[ _-]?text|image alt|placeholder( image)?|(featured|thumbnail|banner|hero) image"
+    r"|image description|insert (image|alt text)( here)?)\s*:?$",
+    r"^(image|photo|picture)s? (not available|unavailable|not found|coming soon)\.?$",
+    r"^no (image|photo|picture)s? (available|found)\.?$",
+    r"图片(来源|来自)(于)?网络|^网络图片$|侵权(请)?(联系)?删除|^暂无图片$|图片加载失败",
     r"all rights reserved|版权所有",
     r"^(no|without) (description|caption|alt text)( available)?\.?$",
     r"^(an? )?(image|photo|picture) (may contain|of)\s*:?$",
@@ -97,6 +107,12 @@ class TextConfig(StageConfig):
     max_chars: int = Field(2000, ge=1, description="maximum characters in a caption")
     max_conversation_chars: int = Field(32000, ge=1, description="maximum characters over all turns")
     boilerplate: list[str] = Field(default_factory=lambda: list(DEFAULT_BOILERPLATE))
+    caption_rules: CaptionRules = Field(
+        default_factory=CaptionRules, description="caption rules: URL-only, camera defaults, numbers, keyword lists..."
+    )
+    repetition: RepetitionSettings = Field(
+        default_factory=RepetitionSettings, description="looping repetition in captions and answer turns"
+    )
 
 
 def visible_len(text: str) -> int:
@@ -135,6 +151,8 @@ class TextClean(RowStage):
             raw = row["caption"]
             if len(raw) > cfg.max_chars * 20:  # guard before any per-character work on hostile input
                 raise Reject("caption_too_long", f"{len(raw)} raw characters")
+            if cfg.caption_rules.url_only and url_only(raw):  # before cleaning, which removes URLs
+                raise Reject("url_only_caption", f"only URLs: {raw.strip()[:80]!r}")
             caption = self.clean(raw, keep_newlines=False)
             n = visible_len(caption)
             if n < cfg.min_chars:
@@ -146,6 +164,9 @@ class TextClean(RowStage):
             for pattern in self._boilerplate:
                 if pattern.search(caption):
                     raise Reject("boilerplate", f"matches {pattern.pattern!r}")
+            for reason, detail in caption_rules(caption, rules=cfg.caption_rules)[:1]:
+                raise Reject(reason, detail)
+            self._repetition(caption, "caption")
             row["caption"], row["text_key"] = caption, text_key([caption])
             return row
         row["conversations"] = self._conversation(row["conversations"] or [])
@@ -173,4 +194,11 @@ class TextClean(RowStage):
         total = sum(len(t["value"]) for t in out)
         if total > cfg.max_conversation_chars:
             raise Reject("conversation_too_long", f"{total} characters, max {cfg.max_conversation_chars}")
+        for i, t in enumerate(out):
+            if t["from"] == "gpt":
+                self._repetition(t["value"], f"turn {i}")
         return out
+
+    def _repetition(self, text: str, where: str) -> None:
+        if self.config.repetition.enabled and (found := repetition(text, self.config.repetition)):
+            raise Reject("repetitive_text", f"{where}: {found.detail()}")
