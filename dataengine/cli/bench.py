@@ -36,6 +36,22 @@ def bench_clean_cmd(ctx: click.Context, scale: int, data: str | None, num_cpus: 
     console.print(table)
 
 
+@bench.command("split-read")
+@click.option("--size-mb", default=2048, type=int, help="size of the JSONL file to build and read (MiB)")
+@click.option("--split-mb", default=4, type=int, help="input.split_bytes, in MiB")
+@click.option("--num-cpus", default=None, type=int, help="CPUs for the local Ray (default: all)")
+@click.pass_context
+def bench_split_read_cmd(ctx: click.Context, size_mb: int, split_mb: int, num_cpus: int | None) -> None:
+    """A large JSONL file read by one task and by split pieces: piece count, same rows and locations, walls."""
+    from dataengine.bench.split_read import bench_split_read
+
+    result = bench_split_read(ctx.obj["storage"], size_mb, num_cpus, split_mb)
+    table = Table("metric", "value", title="bench split-read")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
 @bench.command("dedup")
 @click.option("--n", "n", default=1_000_000, type=int, help="synthetic signatures")
 @click.option("--threshold", default=4, type=int, help="pHash Hamming threshold")
