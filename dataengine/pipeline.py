@@ -33,7 +33,8 @@ class InputSpec(Strict):
         4 * 1024 * 1024,
         ge=1,
         description="a JSONL or Parquet file larger than this is read by several tasks (JSONL in byte ranges, "
-        "Parquet by row groups) of about this size, or smaller so that a lone large file makes one per CPU",
+        "Parquet by row groups) of about this size, or smaller (down to 64 KiB, also for a file under this) so "
+        "that the run's inputs make one per CPU",
     )
 
 

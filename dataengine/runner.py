@@ -132,8 +132,9 @@ def ray_logs_to(path: str | None) -> Iterator[None]:
 
 
 def split_reads(tasks: list[dict[str, Any]], spec: PipelineSpec) -> list[dict[str, Any]]:
-    """The planned read tasks (one per input shard) with JSONL and Parquet files over `input.split_bytes` cut into
-    pieces sized for the cluster's CPUs (`readers.split`; the newline count of large JSONL runs as Ray tasks)."""
+    """The planned read tasks (one per input shard) with JSONL and Parquet files over `input.split_bytes`, or over
+    64 KiB where the run's inputs would be fewer tasks than the cluster's CPUs, cut into pieces sized for those CPUs
+    (`readers.split`; the newline count of a split JSONL runs as Ray tasks)."""
     import ray
 
     cpus = int(ray.cluster_resources().get("CPU", 1))

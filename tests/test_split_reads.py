@@ -13,7 +13,7 @@ from conftest import encode, textured
 
 from dataengine import pipeline, runner
 from dataengine.readers import plan_tasks, read_task, split_tasks
-from dataengine.readers.split import piece_count, scan_range
+from dataengine.readers.split import MIN_PIECE, piece_count, scan_range
 
 MAX = 100  # max_record_bytes in these tests: the oversized line below is over it
 
@@ -121,6 +121,40 @@ def test_pieces_per_file_follow_split_bytes_and_cpus():
         assert piece_count(gb2, gb2, mib64, cpus) == max(30, cpus)
     assert piece_count(gb2, 10 * gb2, mib64, 64) == 30  # ten such files already make 300 tasks
     assert piece_count(100, 100, 1, 4) == 100 and piece_count(5, 5, 1, 64) == 5  # at most one per byte
+
+
+def test_files_under_split_bytes_are_cut_for_the_cpus_in_pieces_of_at_least_min_piece():
+    kib = 1 << 10
+    assert piece_count(1200 * kib, 1500 * kib, 4 << 20, 2) == 2  # the scaled 5k set: its JSONL is most of the run
+    assert piece_count(300 * kib, 1500 * kib, 4 << 20, 2) == 1
+    assert piece_count(200 * kib, 200 * kib, 4 << 20, 8) == 3  # 64 KiB pieces at least: 3, not 8
+    assert piece_count(60 * kib, 60 * kib, 4 << 20, 8) == 1
+    assert piece_count(200 * kib, 200 * kib, 100 * kib, 1) == 2  # split_bytes alone still cuts finer
+    assert piece_count(200 * kib, 200 * kib, 4 << 20, 8, min_piece=1) == 8
+
+
+def test_cpu_floor_split_reads_what_one_task_reads(tmp_path):
+    lines = [
+        json.dumps({"image": f"{i}.jpg", "caption": f"第{i}张图片的说明文字，" + "x" * (i % 50)}, ensure_ascii=False)
+        for i in range(3000)
+    ]
+    lines[1234] = '{"image": "broken.jpg", "caption": '
+    data = ("\r\n".join(lines) + "\n\n").encode()
+    assert MIN_PIECE * 2 < len(data) < 4 << 20
+    (tmp_path / "a.jsonl").write_bytes(data)
+    tasks = plan_tasks(str(tmp_path))
+    whole = rows_of(tasks)
+    assert len(whole) == 3000 and whole[1234]["reason"] == "invalid_json"
+    for cpus, n in ((1, 1), (2, 2), (64, len(data) // MIN_PIECE)):
+        pieces = split_tasks(tasks, 4 << 20, cpus=cpus, scan=local_scan)
+        assert len(pieces) == n, cpus
+        assert rows_of(pieces) == whole, cpus  # the same rows, locations (line numbers) and ids
+    write_parquet(tmp_path / "x.parquet", n=400, group=20)  # 20 row groups, about 150 KB: two 64 KiB pieces fit
+    (tmp_path / "a.jsonl").unlink()
+    tasks = plan_tasks(str(tmp_path))
+    pieces = split_tasks(tasks, 4 << 20, cpus=2)
+    assert len(pieces) == 2 and rows_of(pieces) == rows_of(tasks)
+    assert [p["first_row"] for p in pieces] == [0, pieces[0]["rows"]]
 
 
 def write_parquet(path, n=10, group=2):

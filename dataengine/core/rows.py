@@ -24,7 +24,7 @@ WORK_SCHEMA = pa.schema(
         ("image_path", pa.string()),  # image path as written in the record
         ("image", pa.binary()),  # original inline bytes (Parquet/WebDataset) or bytes read by `resolve`
         ("image_inline", pa.bool_()),
-        ("image_out", pa.binary()),  # normalised, re-encoded bytes written to samples
+        ("image_out", pa.binary()),  # normalised bytes written to samples (re-encoded, or the source kept)
         ("image_format", pa.string()),
         ("width", pa.int32()),
         ("height", pa.int32()),

@@ -1,5 +1,7 @@
 """Split reads: a large JSONL file is read by several tasks in line-aligned byte ranges, a large Parquet file by
-runs of row groups, so that one big input keeps every CPU of the cluster busy.
+runs of row groups, so that one big input keeps every CPU of the cluster busy. "Large" is over `split_bytes`, or,
+where the run's inputs would otherwise be fewer pieces than the cluster has CPUs, over `MIN_PIECE` (the rows of a
+read task go through the row stages in that task, on one CPU).
 
 Splitting happens on the driver after planning (the ledger plans and records whole files) and before the read
 tasks become a Ray Dataset. Every piece yields exactly the rows, locations and ids a one-task read of its file
@@ -20,18 +22,22 @@ import pyarrow.parquet as pq
 from dataengine.core.storage import resolve
 
 CHUNK = 1 << 20
+# the smallest piece the CPU floor cuts (a file is cut smaller only by a smaller split_bytes): some hundreds of
+# records, seconds of image work, so a small input still keeps every CPU busy without a task per few lines
+MIN_PIECE = 64 << 10
 IO_THREADS = 16  # the driver's concurrent file stats and Parquet footer reads (I/O waits on object stores)
 # what scan_range says of a byte range: its newline count and where its first line starts, or None (unreadable)
 Scan = tuple[int, int | None] | None
 Scanner = Callable[[list[tuple[str, int, int]]], list[Scan]]
 
 
-def piece_count(size: int, total: int, split_bytes: int, cpus: int) -> int:
+def piece_count(size: int, total: int, split_bytes: int, cpus: int, min_piece: int = MIN_PIECE) -> int:
     """How many pieces a file of `size` bytes is read in, in a run whose JSONL and Parquet inputs are `total`
     bytes: pieces of at most `split_bytes`, and at least one per CPU for the run's inputs together (a lone file
-    makes one per CPU at least, two files half as many each); at most one per byte."""
+    makes one per CPU at least, two files half as many each), though never more than the pieces of `min_piece`
+    bytes that fit in the file for that; at most one per byte."""
     by_size = -(-size // split_bytes)
-    by_cpus = -(-size * max(cpus, 1) // max(total, size, 1))
+    by_cpus = min(-(-size * max(cpus, 1) // max(total, size, 1)), size // max(min_piece, 1))
     return max(1, min(size, max(by_size, by_cpus)))
 
 
@@ -85,18 +91,19 @@ def scan_on_ray(jobs: list[tuple[str, int, int]]) -> list[Scan]:
 def split_tasks(
     tasks: list[dict[str, Any]], split_bytes: int, cpus: int, scan: Scanner | None = None
 ) -> list[dict[str, Any]]:
-    """The read tasks with every JSONL or Parquet file larger than `split_bytes` replaced by its pieces, in file
-    order where its task was: `piece_count` of them, so a lone large file is read by at least one task per CPU
-    and many large files by about size / split_bytes tasks each. A JSONL file ends up with fewer where whole
-    pieces fall inside one line, a Parquet file where row groups are larger than a piece. Other tasks, and files
-    that cannot be split (unreadable, one line, one row group), stay as they are. `scan` counts newlines
-    (default: parallel Ray tasks, `scan_on_ray`, one full pass over each large JSONL file before it is read).
-    Cost on the driver: a stat per JSONL and Parquet file, a footer per large Parquet file."""
+    """The read tasks with every JSONL or Parquet file that `piece_count` cuts in several replaced by its pieces,
+    in file order where its task was: files over `split_bytes` in pieces of at most that, and as many as make a
+    piece per CPU for the run's inputs together (of at least `MIN_PIECE` bytes each), so that a lone file is read
+    by at least one task per CPU and many large files by about size / split_bytes tasks each. A JSONL file ends
+    up with fewer where whole pieces fall inside one line, a Parquet file where row groups are larger than a
+    piece. Other tasks, and files that cannot be split (unreadable, one line, one row group), stay as they are.
+    `scan` counts newlines (default: parallel Ray tasks, `scan_on_ray`, one full pass over each split JSONL file
+    before it is read). Cost on the driver: a stat per JSONL and Parquet file, a footer per split Parquet file."""
     sized = [i for i, t in enumerate(tasks) if t["kind"] in ("jsonl", "parquet") and t.get("uri")]
     with ThreadPoolExecutor(IO_THREADS) as pool:
         sizes = dict(zip(sized, pool.map(lambda i: _size(tasks[i]["uri"]), sized), strict=True))
     total = sum(s or 0 for s in sizes.values())
-    count = {i: piece_count(s, total, split_bytes, cpus) for i, s in sizes.items() if s and s > split_bytes}
+    count = {i: n for i, s in sizes.items() if s and (n := piece_count(s, total, split_bytes, cpus)) > 1}
     pieces: dict[int, list[dict[str, Any]] | None] = {}
     spans = {i: byte_spans(sizes[i] or 0, n) for i, n in count.items() if tasks[i]["kind"] == "jsonl"}
     jobs = [(tasks[i]["uri"], start, end) for i, ss in spans.items() for start, end in ss]
