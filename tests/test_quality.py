@@ -353,3 +353,53 @@ def test_bench_quality_cost_reports_both_modes(tiny_llm):
     r = eval_quality.cost(judge, 8, 4)
     assert r["batched"]["quality_s_per_1000"] > 0 and r["one_at_a_time"]["translation_qe_s_per_1000"] > 0
     assert judge.batch_size == 4 and "speedup_quality" in r
+
+
+def test_openai_engine_scores_from_top_logprobs():
+    """`scoring: logits` on a server: the expected value from `top_logprobs` (a local server speaking the OpenAI
+    protocol with log-probabilities, as vLLM does); a server without them leaves the score null."""
+    import math
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from dataengine.translate.engines.openai import OpenAIEngine
+
+    def alt(token, p):
+        return {"token": token, "logprob": math.log(p)}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            return
+
+        def do_POST(self):
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            text = payload["messages"][-1]["content"]
+            if "plain" in text:  # a server that ignores logprobs
+                body = {"choices": [{"message": {"content": "7"}, "finish_reason": "stop"}]}
+            elif "ten" in text:  # greedy "1" then "0": 10 with P(0 | 1) = 0.8
+                first = {"token": "1", "top_logprobs": [alt("1", 0.9), alt("7", 0.1)]}
+                second = {"token": "0", "top_logprobs": [alt("0", 0.8), alt("<|end|>", 0.2)]}
+                body = {"choices": [{"message": {"content": "10"}, "logprobs": {"content": [first, second]}}]}
+            else:
+                first = {"token": "8", "top_logprobs": [alt("8", 0.5), alt("6", 0.3), alt("Sure", 0.2)]}
+                body = {"choices": [{"message": {"content": "8"}, "logprobs": {"content": [first]}}]}
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        engine = OpenAIEngine("m", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", backoff_s=0.01)
+        assert J.Judge(engine).method == "text"  # auto: a server's answer is parsed unless logits are asked for
+        judge = J.Judge(engine, scoring="logits")
+        scores = judge.quality([(t, "en", "caption") for t in ("a cat", "ten out of ten", "plain")])
+        assert scores[0] == pytest.approx((8 * 0.5 + 6 * 0.3) / 0.8, abs=1e-3)
+        assert scores[1] == pytest.approx((0.9 * (1 + 0.8 * 9) + 0.7) / 1.0, abs=1e-3)
+        assert scores[2] is None
+    finally:
+        server.shutdown()
+        server.server_close()

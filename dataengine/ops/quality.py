@@ -41,8 +41,9 @@ class QualityConfig(StageConfig):
     onednn: bool = Field(True, description="transformers engine on CPU: float32 linear layers on oneDNN")
     scoring: Literal["auto", "logits", "text"] = Field(
         "auto",
-        description="logits: expected score from next-token probabilities (transformers); text: parse the "
-        "answer (any engine); auto: logits where the engine has them",
+        description="logits: expected score from next-token probabilities (transformers in process; openai: the "
+        "server's top_logprobs, as vLLM serves them); text: parse the answer; auto: logits with transformers, "
+        "text on a server",
     )
     text_quality: bool = Field(True, description="rate the caption/answers in each language (quality_en/zh)")
     translation_qe: bool = Field(True, description="rate each English/Chinese pair (translation_qe)")

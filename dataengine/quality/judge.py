@@ -148,8 +148,9 @@ class ScoreCache:
 class Judge:
     """Scores texts in batches through one engine (the translate stage's engines), cache first.
 
-    `scoring`: "logits" (expected value from the next-token probabilities; transformers only), "text" (parse the
-    generated integer; any engine) or "auto" (logits where the engine has them)."""
+    `scoring`: "logits" (expected value from the next-token probabilities: transformers, or an OpenAI-compatible
+    server that returns `top_logprobs`, as vLLM does), "text" (parse the generated integer; any engine) or "auto"
+    (logits in process with transformers, text on a server)."""
 
     def __init__(
         self,
@@ -163,9 +164,11 @@ class Judge:
     ):
         has_logits = callable(getattr(engine, "expected_scores", None))
         if scoring == "logits" and not has_logits:
-            raise ValueError(f"scoring 'logits' needs the transformers engine, not {engine.name}")
+            raise ValueError(f"scoring 'logits' needs the transformers or openai engine, not {engine.name}")
         self.engine, self.cache, self.batch_size = engine, cache, batch_size
-        self.method = "logits" if (scoring == "logits" or (scoring == "auto" and has_logits)) else "text"
+        # auto: logits in process; a server's log-probabilities only when asked for (not every server has them)
+        by_logits = scoring == "logits" or (scoring == "auto" and has_logits and engine.name == "transformers")
+        self.method = "logits" if by_logits else "text"
         self.max_new_tokens, self.back_max_new_tokens = max_new_tokens, back_max_new_tokens
         self.llm_calls = 0
         self.unparsed = 0  # answers in which no score was found (text scoring)
