@@ -344,6 +344,8 @@ def test_eval_quality_with_a_scripted_judge():
     assert set(trans["overall"]) == {"rules", "qe", "back_chrf", "combined"}
     assert caps["items"] <= 64 and set(trans["by_kind"]) == set(build.KINDS)
     assert all(0 <= v <= 1 for v in caps["overall"].values())
+    for lang in ("en", "zh"):  # the limit keeps every (language, label, kind) stratum
+        assert all(v is not None for v in caps["by_language"][lang].values())
 
 
 def test_bench_quality_cost_reports_both_modes(tiny_llm):

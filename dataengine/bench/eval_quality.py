@@ -51,15 +51,21 @@ def roc_auc(scores: list[float | None], labels: list[int]) -> float | None:
 
 
 def _subsample(rows: list[dict[str, Any]], limit: int | None, key: str | None = None) -> list[dict[str, Any]]:
-    """About `limit` rows spread evenly over the set (whole groups by `key`: a pair with all its corruptions)."""
+    """About `limit` rows spread evenly over the set: every step-th row of each (language, label, kind) stratum,
+    or with `key`, every step-th group (a pair with all its corruptions)."""
     if not limit or limit >= len(rows):
         return rows
-    if key is None:
-        step = math.ceil(len(rows) / limit)
-        return rows[::step]
-    groups = sorted({r[key] for r in rows})
     step = math.ceil(len(rows) / limit)
-    keep = set(groups[::step])
+    if key is None:
+        seen: dict[tuple[Any, ...], int] = {}
+        keep_rows = []
+        for r in rows:
+            stratum = (r.get("lang"), r["label"], r["kind"])
+            if seen.setdefault(stratum, 0) % step == 0:
+                keep_rows.append(r)
+            seen[stratum] += 1
+        return keep_rows
+    keep = set(sorted({r[key] for r in rows})[::step])
     return [r for r in rows if r[key] in keep]
 
 

@@ -67,6 +67,7 @@ def assess_cmd(
 @click.option("--back-translation/--no-back-translation", default=False, help="also the back-translation chrF")
 @click.option("--rules-only", is_flag=True, default=False, help="no model: the rule signals alone")
 @click.option("--json-out", default=None, help="write the full result here")
+@click.option("--cost-n", default=0, type=int, help="then also `bench quality --n N` with the loaded model")
 @click.pass_context
 def eval_quality(
     ctx: click.Context,
@@ -79,6 +80,7 @@ def eval_quality(
     back_translation: bool,
     rules_only: bool,
     json_out: str | None,
+    cost_n: int,
 ) -> None:
     """ROC-AUC of each quality signal on the shipped labelled set: good against junk captions (EN, ZH) and good
     against corrupted translations, per kind."""
@@ -99,6 +101,11 @@ def eval_quality(
             table.add_row(kind, str(row["n"]), *[_fmt(row[n]) for n in names])
         console.print(table)
     console.print(f"{result['seconds']} s; LLM calls {result.get('llm_calls', 0)}")
+    if cost_n and judge is not None:
+        from dataengine.bench.eval_quality import cost
+
+        result["cost"] = cost(judge, cost_n, batch_size)
+        console.print_json(json.dumps(result["cost"]))
     if json_out:
         with open(json_out, "w") as f:
             json.dump(result, f, indent=1, ensure_ascii=False)
