@@ -48,7 +48,7 @@ def finished(
         "files": {t: [f["file"] for f in files if f["table"] == t] for t in ("samples", "rejects")},
         "accounting": check,
         "tile_index": tile_index,
-        "schemas": {"samples": "samples.v3", "rejects": "rejects.v2", "tiles": "tiles.v1"},
+        "schemas": {"samples": "samples.v4", "rejects": "rejects.v3", "tiles": "tiles.v1"},
     }
 
 

@@ -84,7 +84,9 @@ class PipelineSpec(Strict):
                 raise ValueError(f"stages[{i}] ({op}) runs on an actor pool: set compute.kind: actors")
         if "score" in ops and "translate" in ops and ops.index("translate") > ops.index("score"):
             raise ValueError("stages: 'translate' must come before 'score' (match_zh scores the translation)")
-        for late in ("translate", "tile", "score"):  # costly stages work on surviving samples only
+        if "quality" in ops and "translate" in ops and ops.index("translate") > ops.index("quality"):
+            raise ValueError("stages: 'translate' must come before 'quality' (translation_qe rates the translation)")
+        for late in ("translate", "quality", "tile", "score"):  # costly stages work on surviving samples only
             if "dedup" in ops and late in ops and ops.index(late) < ops.index("dedup"):
                 raise ValueError(f"stages: '{late}' must come after 'dedup' (only surviving samples are processed)")
         if "score" in ops and not self.stage("tile").thumbnail:

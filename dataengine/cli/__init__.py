@@ -8,9 +8,10 @@ scheduler  scheduler
 translate  translate, serve translator, models pull
 scorer     train scorer, serve scorer
 bench      bench clean/tiling/translate/scorer, eval translation
+quality    assess, eval quality, bench quality
 """
 
-from dataengine.cli import bench, jobs, report, run, scheduler, scorer, translate  # noqa: F401  (registers them)
+from dataengine.cli import bench, jobs, quality, report, run, scheduler, scorer, translate  # noqa: F401  (registers them)
 from dataengine.cli.base import main
 
 __all__ = ["main"]

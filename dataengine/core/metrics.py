@@ -68,6 +68,8 @@ METRICS: dict[str, Metric] = {
         Metric("dataengine_translate_requests", "counter", "Segments sent to the translation engine (with retries)."),
         Metric("dataengine_translate_cache_lookups", "counter", "Translation cache look-ups."),
         Metric("dataengine_translate_cache_hits", "counter", "Translation cache look-ups answered (no LLM call)."),
+        Metric("dataengine_quality_requests", "counter", "Texts and pairs sent to the quality stage's LLM."),
+        Metric("dataengine_quality_cache_hits", "counter", "Quality scores answered from the cache (no LLM call)."),
         Metric("dataengine_score_samples", "counter", "Samples the scorer scored."),
         Metric(
             "dataengine_score_seconds", "counter",

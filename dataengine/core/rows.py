@@ -53,6 +53,12 @@ WORK_SCHEMA = pa.schema(
         ("loglik_zh", pa.float32()),
         ("translation_drift", pa.float32()),
         ("scorer_model", pa.string()),
+        ("quality_en", pa.float32()),  # set by the quality stage
+        ("quality_zh", pa.float32()),
+        ("translation_qe", pa.float32()),
+        ("translation_chrf", pa.float32()),
+        ("quality_model", pa.string()),
+        ("quality_rubric", pa.string()),
         ("stage", pa.string()),  # set when rejected
         ("reason", pa.string()),
         ("detail", pa.string()),

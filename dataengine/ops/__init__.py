@@ -8,6 +8,7 @@ from dataengine.ops.export import Export
 from dataengine.ops.filter import ScoreFilter
 from dataengine.ops.image import ImageCheck
 from dataengine.ops.language import LanguageRoute
+from dataengine.ops.quality import Quality
 from dataengine.ops.resolve import Resolve
 from dataengine.ops.score import Score
 from dataengine.ops.text import TextClean
@@ -24,6 +25,7 @@ REGISTRY: dict[str, type[Stage]] = {
         LanguageRoute,
         Dedup,
         Translate,
+        Quality,
         Tile,
         Score,
         ScoreFilter,

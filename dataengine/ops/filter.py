@@ -1,7 +1,8 @@
 """The `filter` stage: drop scored samples by policy, each reject carrying its scores and the rule it broke.
 
 Policies (any combination): absolute thresholds on match/log-likelihood per language, a limit on
-translation drift (match_en - match_zh), and keep-the-top-fraction by a score (DataComp style). The top
+translation drift (match_en - match_zh), thresholds on the quality stage's LLM ratings (quality_en/zh,
+translation_qe), and keep-the-top-fraction by a score (DataComp style). The top
 fraction needs every score first, so with it the stage is a signature stage (`TopFraction`): the scored rows
 are spilled once, the cut-off is computed over the surviving samples' scores (the signature: three numbers a
 row) by histogram passes that hold 65,536 counts on the driver, and the spilled rows stream through the filter
@@ -24,14 +25,15 @@ STAGE = "filter"
 
 
 class FilterConfig(StageConfig):
-    needs = frozenset({"score"})
-
     op: Literal["filter"] = "filter"
     min_match_en: float | None = Field(None, ge=0, le=1)
     min_match_zh: float | None = Field(None, ge=0, le=1)
     min_loglik_en: float | None = None
     min_loglik_zh: float | None = None
     max_drift: float | None = Field(None, ge=0, le=1, description="reject when match_en - match_zh exceeds it")
+    min_quality_en: float | None = Field(None, ge=0, le=10, description="quality stage: LLM rating of the English")
+    min_quality_zh: float | None = Field(None, ge=0, le=10, description="quality stage: LLM rating of the Chinese")
+    min_translation_qe: float | None = Field(None, ge=0, le=100, description="quality stage: translation QE")
     keep_top_fraction: float | None = Field(None, gt=0, le=1, description="keep this fraction, best first")
     top_by: Literal["match_en", "match_zh", "match_min", "match_mean"] = "match_mean"
     missing: Literal["keep", "reject"] = Field("keep", description="a sample lacking the score a rule needs")
@@ -39,10 +41,24 @@ class FilterConfig(StageConfig):
 
     @model_validator(mode="after")
     def _some_rule(self) -> FilterConfig:
-        rules = (self.min_match_en, self.min_match_zh, self.min_loglik_en, self.min_loglik_zh, self.max_drift)
-        if all(r is None for r in rules) and self.keep_top_fraction is None:
+        if not self._score_rules() and not self._quality_rules():
             raise ValueError("filter: set at least one rule (min_*, max_drift or keep_top_fraction)")
         return self
+
+    def _score_rules(self) -> bool:
+        rules = (self.min_match_en, self.min_match_zh, self.min_loglik_en, self.min_loglik_zh, self.max_drift)
+        return any(r is not None for r in rules) or self.keep_top_fraction is not None
+
+    def _quality_rules(self) -> bool:
+        return any(r is not None for r in (self.min_quality_en, self.min_quality_zh, self.min_translation_qe))
+
+    @property
+    def needs(self) -> frozenset[str]:  # type: ignore[override]
+        """The stages whose columns the configured rules read: `score` for match/loglik/drift/top fraction,
+        `quality` for the LLM ratings."""
+        return frozenset({"score"} if self._score_rules() else ()) | frozenset(
+            {"quality"} if self._quality_rules() else ()
+        )
 
     def variant(self) -> type[Stage] | None:
         return TopFraction if self.keep_top_fraction is not None and self.cutoff is None else None
@@ -60,7 +76,16 @@ def top_value(row: dict[str, Any], by: str) -> float | None:
 
 
 def _fmt(row: dict[str, Any]) -> str:
-    keys = ("match_en", "match_zh", "loglik_en", "loglik_zh", "translation_drift")
+    keys = (
+        "match_en",
+        "match_zh",
+        "loglik_en",
+        "loglik_zh",
+        "translation_drift",
+        "quality_en",
+        "quality_zh",
+        "translation_qe",
+    )
     return ", ".join(f"{k}={row[k]:.4f}" for k in keys if row.get(k) is not None)
 
 
@@ -87,6 +112,9 @@ class ScoreFilter(RowStage):
         self._check(row, row.get("loglik_en"), c.min_loglik_en, "low_loglik_en", True)
         self._check(row, row.get("loglik_zh"), c.min_loglik_zh, "low_loglik_zh", True)
         self._check(row, row.get("translation_drift"), c.max_drift, "translation_drift", False)
+        self._check(row, row.get("quality_en"), c.min_quality_en, "low_quality_en", True)
+        self._check(row, row.get("quality_zh"), c.min_quality_zh, "low_quality_zh", True)
+        self._check(row, row.get("translation_qe"), c.min_translation_qe, "low_translation_qe", True)
         if c.cutoff is not None:
             self._check(row, top_value(row, c.top_by), c.cutoff, "below_top_fraction", True)
         return row

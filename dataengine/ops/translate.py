@@ -11,7 +11,7 @@ import os
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dataengine.core.config import Compute, Strict
 from dataengine.core.metrics import StageMetrics
@@ -57,6 +57,13 @@ class TranslateConfig(StageConfig):
     max_new_tokens: int = Field(384, ge=8)
     temperature: float = Field(0.0, ge=0)
     on_failure: Literal["reject", "keep_english"] = "reject"
+    min_qe: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="transformers/openai engines: rate each validated translation with the quality stage's QE "
+        "prompt on the same engine; below this it fails as low_qe and is retried like a validation failure",
+    )
     validation: ValidationSettings = ValidationSettings()
     vllm_max_model_len: int = Field(4096, ge=256, description="vllm engine: context length")
     vllm_accelerator_type: str | None = Field(None, description="vllm engine: e.g. H100, L40S")
@@ -65,6 +72,12 @@ class TranslateConfig(StageConfig):
         16, ge=1, description="samples per Ray Data batch and segments per engine call (CPU: 16 rows cost as 8)"
     )
     compute: Compute = Compute(kind="actors", size=1)
+
+    @model_validator(mode="after")
+    def _qe_engine(self) -> TranslateConfig:
+        if self.min_qe is not None and self.engine == "vllm":
+            raise ValueError("translate.min_qe: not with the vllm engine yet (use openai against a vLLM server)")
+        return self
 
     def variant(self) -> type[Stage] | None:
         return VllmTranslate if self.engine == "vllm" else None
@@ -110,8 +123,16 @@ class Translate(BatchStage):
             temperature=cfg.temperature,
             batch_size=cfg.batch_size,
             validation=ValidationConfig(**cfg.validation.model_dump()),
+            judge=self._judge() if cfg.min_qe is not None else None,
+            min_qe=cfg.min_qe,
         )
         self.metrics = StageMetrics(self.ctx.stage_labels(self.name))
+
+    def _judge(self) -> Any:
+        from dataengine.quality.judge import Judge, ScoreCache
+
+        assert self.ctx is not None
+        return Judge(self.engine, ScoreCache(self.ctx.storage, self.engine), batch_size=self.cfg.batch_size)
 
     def _usage(self) -> dict[str, int]:
         """The translator's running totals (tokens, engine requests, cache look-ups) in this actor."""

@@ -54,6 +54,8 @@ class Translator:
         batch_size: int = 16,
         validation: ValidationConfig | None = None,
         context_turns: int = 2,
+        judge: Any = None,
+        min_qe: float | None = None,
     ):
         self.engine, self.cache, self.glossary = engine, cache, glossary or {}
         self.attempts, self.max_new_tokens, self.temperature = attempts, max_new_tokens, temperature
@@ -62,6 +64,9 @@ class Translator:
             validation or ValidationConfig(),
             context_turns,
         )
+        # with min_qe, a translation that passes validation is also rated (quality.judge.Judge.translation_qe,
+        # on the same engine) and one rated below min_qe fails as `low_qe`: retried like a validation failure
+        self.judge, self.min_qe = judge, min_qe
         self.llm_calls = self.prompt_tokens = self.completion_tokens = 0
 
     def segments_of(self, caption: str | None, conversations: list[dict[str, str]] | None) -> list[Segment]:
@@ -98,6 +103,7 @@ class Translator:
                     batch, max_new_tokens=self.max_new_tokens, temperature=0.0 if strict else self.temperature
                 )
                 self.llm_calls += len(chunk)
+                passed = []
                 for seg, out in zip(chunk, outs, strict=True):
                     self.prompt_tokens += out.prompt_tokens
                     self.completion_tokens += out.completion_tokens
@@ -107,18 +113,33 @@ class Translator:
                         continue
                     seg.failure = check(seg.protected.text, out.text, out.finish_reason, self.validation)
                     if seg.failure is None:
-                        seg.result = seg.protected.restore(out.text.strip())
-                        if self.cache:
-                            self.cache.put(seg.source, seg.result, output=out.text.strip(), attempts=attempt)
+                        passed.append((seg, out.text.strip()))
+                qe = self._qe([(seg.source, seg.protected.restore(text)) for seg, text in passed])
+                for (seg, text), score in zip(passed, qe, strict=True):
+                    if self.min_qe is not None and score is not None and score < self.min_qe:
+                        seg.failure = ("low_qe", f"translation_qe {score:.1f} < {self.min_qe}")
+                        continue
+                    seg.result = seg.protected.restore(text)
+                    if self.cache:
+                        self.cache.put(seg.source, seg.result, output=text, attempts=attempt, qe=score)
             todo = [s for s in todo if s.result is None]
             if not todo:
                 break
 
+    def _qe(self, pairs: list[tuple[str, str]]) -> list[float | None]:
+        if self.judge is None or self.min_qe is None or not pairs:
+            return [None] * len(pairs)
+        return self.judge.translation_qe(pairs)
+
     def _valid(self, seg: Segment, record: dict[str, Any]) -> bool:
         """Whether a cached output passes this translator's validation (its settings may be stricter than those
-        of the run that stored it); an entry without the model's output is treated as a miss."""
+        of the run that stored it); an entry without the model's output is treated as a miss, and with min_qe
+        one stored without a QE at least min_qe."""
         output = record.get("output")
-        return isinstance(output, str) and check(seg.protected.text, output, "stop", self.validation) is None
+        if not isinstance(output, str) or check(seg.protected.text, output, "stop", self.validation) is not None:
+            return False
+        qe = record.get("qe")
+        return self.min_qe is None or (isinstance(qe, (int, float)) and qe >= self.min_qe)
 
     def translate_samples(self, samples: list[dict[str, Any]]) -> list[Outcome]:
         """One Outcome per sample ({caption} or {conversations}), segments of all samples batched together."""

@@ -86,6 +86,70 @@ class TransformersEngine(Engine):
                 results[i] = out
         return [r for r in results if r is not None]
 
+    def expected_scores(self, batch: list[list[dict[str, str]]]) -> list[float]:
+        """For each conversation, the expected value of the integer 0..10 the model would answer, from its
+        next-token probabilities over the digit tokens (one forward pass, no generation; the shared prefix's
+        key/value cache reused as in `generate`). "10" and "1" share their first token: one more step after
+        "1" splits that mass by the probability of "0" next. Much finer than the parsed answer of a small model,
+        which puts most samples on one or two values."""
+        rows = [self._split(m) for m in batch]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (prefix, _) in enumerate(rows):
+            groups.setdefault(prefix, []).append(i)
+        results = [0.0] * len(batch)
+        for prefix, members in groups.items():
+            for i, value in zip(members, self._expected(prefix, [rows[i][1] for i in members]), strict=True):
+                results[i] = value
+        return results
+
+    def _digit_ids(self) -> list[int]:
+        ids = [self.tokenizer(str(d), add_special_tokens=False)["input_ids"] for d in range(10)]
+        if any(len(i) != 1 for i in ids):
+            raise EngineError(f"model {self.model}: digits are not single tokens; score by parsing text instead")
+        return [i[0] for i in ids]
+
+    def _expected(self, prefix: tuple[int, ...], suffixes: list[list[int]]) -> list[float]:
+        import torch
+        from transformers import DynamicCache
+
+        digits = self._digit_ids()
+        n, width = len(suffixes), max(map(len, suffixes))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=self.device)
+        mask = torch.tensor(
+            [[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=self.device
+        )
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        if prefix:
+            kv = copy.deepcopy(self._prefix_kv(prefix))
+            kv.batch_repeat_interleave(n)
+        else:
+            kv = DynamicCache(config=self.lm.config)
+        with torch.inference_mode():
+            out = self.lm(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions[:, len(prefix) :],
+                cache=kv,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            first = torch.softmax(out.logits[:, -1].float(), dim=-1)[:, digits]
+            one = torch.full((n, 1), digits[1], device=self.device)
+            after_one = self.lm(
+                input_ids=one,
+                attention_mask=torch.cat([mask, mask.new_ones((n, 1))], dim=1),
+                position_ids=positions[:, -1:] + 1,
+                cache=out.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            ten = torch.softmax(after_one.logits[:, -1].float(), dim=-1)[:, digits[0]]  # P("0" | "1")
+        q = first / first.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+        values = torch.arange(10, dtype=q.dtype, device=q.device)
+        expected = (q * values).sum(dim=-1) + q[:, 1] * ten * 9  # "1" read as 10 with probability P("0" | "1")
+        return [round(float(v), 4) for v in expected.cpu()]
+
     def _split(self, messages: list[dict[str, str]]) -> tuple[tuple[int, ...], list[int]]:
         """(shared prefix ids, the rest): the prefix is the templated prompt up to where the last message's text
         begins (system prompt and role markers), when it tokenizes the same alone as inside the whole prompt."""

@@ -6,6 +6,7 @@ OpenAI clients read it), sent as `Authorization: Bearer KEY`."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -18,6 +19,7 @@ from dataengine.translate.engines import Completion, Engine, EngineError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 REQUEST_STATUS = {400, 413, 422}  # this request refused (e.g. over the context length); the server is fine
+DIGIT_ANSWERS = {str(d) for d in range(11)}  # "10" counts where the tokenizer has it as one token
 
 
 class RequestFailed(Exception):
@@ -103,6 +105,45 @@ class OpenAIEngine(Engine):
             )
         except (KeyError, IndexError, TypeError, AttributeError):  # e.g. {"error": ...} with HTTP 200
             return Completion("", None, error=f"malformed response: {json.dumps(data)[:200]}")
+
+    def _expected(self, messages: list[dict[str, str]]) -> float | None:
+        """The expected 0..10 answer from the server's top log-probabilities (OpenAI's `logprobs` and
+        `top_logprobs`, which vLLM serves): the first token's mass over "0".."10"; "1" counts as 10 in the share
+        P("0" | "1") when the greedy answer began with "1" (the only path the server reports), else as 1. None
+        when the server gives no log-probabilities or no digit among them."""
+        payload = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": 2,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": 20,
+        }
+        try:
+            data = self._post(payload)
+            steps = data["choices"][0]["logprobs"]["content"]
+        except (RequestFailed, KeyError, IndexError, TypeError):
+            return None
+        if not steps:
+            return None
+        probs: dict[int, float] = {}
+        for alt in steps[0].get("top_logprobs") or []:
+            token = str(alt.get("token", "")).strip()
+            if token in DIGIT_ANSWERS:
+                probs[int(token)] = probs.get(int(token), 0.0) + math.exp(alt["logprob"])
+        if not probs:
+            return None
+        ten = 0.0
+        if str(steps[0].get("token", "")).strip() == "1" and len(steps) > 1:
+            ten = sum(math.exp(a["logprob"]) for a in steps[1].get("top_logprobs") or [] if a.get("token") == "0")
+        total = sum(probs.values())
+        value = sum(d * p for d, p in probs.items()) + probs.get(1, 0.0) * ten * 9
+        return round(value / total, 4)
+
+    def expected_scores(self, batch: list[list[dict[str, str]]]) -> list[float | None]:
+        """`_expected` for each conversation, requests in parallel (bounded by `concurrency`)."""
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(batch)))) as pool:
+            return list(pool.map(self._expected, batch))
 
     def generate(
         self, batch: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float
