@@ -67,7 +67,7 @@ def test_clean_run_writes_schemas_manifest_and_balances(ray_local, tmp_path):
     assert record["status"] == "complete" and record["accounting"]["ok"]
     assert record["accounting"]["inputs"] == 7
     for f in record["files"]["samples"]:
-        assert pq.read_schema(f) == schema.load("samples", 3)
+        assert pq.read_schema(f) == schema.load("samples", 4)
     for f in record["files"]["rejects"]:
         assert pq.read_schema(f) == schema.load("rejects")
     samples, rejects = outputs(record)

@@ -66,7 +66,7 @@ def test_shards_follow_schema_and_hold_every_accepted_sample(tiled_run):
 
 def test_samples_gain_grid_and_shard_reference(tiled_run):
     samples = pl.read_parquet(tiled_run["files"]["samples"])
-    assert pq.read_schema(tiled_run["files"]["samples"][0]) == schema.load("samples", 3)
+    assert pq.read_schema(tiled_run["files"]["samples"][0]) == schema.load("samples", 4)
     for r in samples.iter_rows(named=True):
         assert r["tile_shard"].startswith("tiles/shard-") and r["num_tiles"] >= 1
         shard = pl.read_parquet(f"{tiled_run['output']}/{r['tile_shard']}")
