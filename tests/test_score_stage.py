@@ -70,7 +70,7 @@ def test_score_then_keep_top_fraction(ray_local, dataset):
     samples = pl.read_parquet(record["files"]["samples"])
     rejects = pl.read_parquet(record["files"]["rejects"])
     assert pq.read_schema(record["files"]["samples"][0]) == schema.load("samples", 4)
-    assert pq.read_schema(record["files"]["rejects"][0]) == schema.load("rejects", 2)
+    assert pq.read_schema(record["files"]["rejects"][0]) == schema.load("rejects", 3)
     assert samples.height + rejects.height == N + 1
     assert samples.height >= (N + 1) // 2 and set(rejects["reason"]) == {"below_top_fraction"}
     assert samples["match_en"].min() >= rejects["match_en"].max()  # the kept half is the better half
