@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -147,16 +146,7 @@ def read(tasks: list[dict[str, Any]], spec: PipelineSpec, ctx: RunContext) -> An
 
     ds = ray.data.from_items([{"task": json.dumps(t)} for t in tasks], override_num_blocks=len(tasks))
     fn = partial(_read, max_record_bytes=spec.input.max_record_bytes, ctx=ctx)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # ray_remote_args_fn: deprecated from Ray 2.64 on
-        return ds.map_batches(named(fn, "read"), batch_size=1, batch_format="pyarrow", ray_remote_args_fn=spread)
-
-
-def spread() -> dict[str, Any]:
-    """Each read task's Ray options: spread over the nodes. Being a function, it also keeps the read its own Ray
-    Data operator: fused with the stages after it, the read would take their largest batch size as its bundle
-    size, and since a read task is one row, every read task of the run would go into one Ray task on one CPU."""
-    return {"scheduling_strategy": "SPREAD"}
+    return ds.map_batches(named(fn, "read"), batch_size=1, batch_format="pyarrow")
 
 
 OUTPUT_DIRS = (SAMPLES_DIR, REJECTS_DIR, TILES_DIR)
