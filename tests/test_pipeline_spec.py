@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from dataengine import pipeline
+from dataengine.core.config import Resources
 from dataengine.pipeline import PipelineError, apply_override, parse
 
 BASE = {"name": "t", "stages": [{"op": "resolve"}, {"op": "image"}, {"op": "export"}]}
@@ -77,8 +78,11 @@ def test_resources_and_compute_map_to_ray_args():
         }
     )
     args = spec.stage("image").ray_args()
-    assert args["batch_size"] == 8 and args["num_cpus"] == 2 and args["memory"] == 1000
+    assert args["num_cpus"] == 2 and args["memory"] == 1000
+    assert args["batch_size"] is None  # Ray passes whole blocks; the stage cuts them into its 8 rows (ops.base)
     assert type(args["compute"]).__name__ == "ActorPoolStrategy"
+    gpu = spec.stage("image").model_copy(update={"resources": Resources(num_gpus=1)}).ray_args()
+    assert gpu["batch_size"] == 8 and gpu["num_gpus"] == 1  # Ray needs an integer batch size with GPUs
 
 
 def test_set_overrides_by_op_name_index_and_yaml_values():

@@ -87,6 +87,20 @@ def test_clean_run_writes_schemas_manifest_and_balances(ray_local, tmp_path):
     assert stats[last]["rows"] == 7 and stats[last]["wall_s"] > 0
 
 
+def test_each_read_task_runs_as_its_own_ray_task(ray_local, tmp_path):
+    """The read is fused with the row stages after it, and Ray bundles a fused operator's input by the chain's
+    largest integer batch size, counted in read tasks: stages give Ray whole blocks (`StageConfig.ray_args`), so
+    four input files are four Ray tasks, not one task holding the whole run."""
+    recs = make_dataset(tmp_path / "data", 8)
+    for k in range(4):
+        write_jsonl(tmp_path / "data" / f"part-{k}.jsonl", recs[2 * k : 2 * k + 2])
+    stages = [{"op": "resolve", "batch_size": 500}, {"op": "image", "batch_size": 500}, {"op": "export"}]
+    record = runner.run(spec(stages=stages), input_uri=str(tmp_path / "data"), storage=str(tmp_path / "storage"))
+    assert record["accounting"]["ok"] and record["accounting"]["inputs"] == 8
+    (first,) = [s for s in record["stage_stats"] if s["stage"].startswith("read")]
+    assert first["stage"] == "read+resolve+image+export" and first["tasks"] == 4, record["stage_stats"]
+
+
 def test_same_input_same_ids_across_runs(ray_local, tmp_path):
     recs = make_dataset(tmp_path / "data", 3)
     first, second = run(tmp_path, recs), run(tmp_path, recs)

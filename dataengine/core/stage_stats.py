@@ -41,9 +41,9 @@ def _stage_of(operator: str) -> str:
 
 
 def collect(summary: Any, rows_written: int | None = None) -> list[dict[str, Any]]:
-    """Operators of a DatasetStatsSummary tree (sources first) -> [{stage, operator, rows, rows_out, wall_s,
-    rows_per_s}]: rows a stage put out (for export and a spill's write: `rows_written`), and the operator's total
-    time as Ray Data reports it."""
+    """Operators of a DatasetStatsSummary tree (sources first) -> [{stage, operator, rows, rows_out, tasks, wall_s,
+    rows_per_s}]: rows a stage put out (for export and a spill's write: `rows_written`), the Ray tasks it ran (None
+    where Ray does not say), and the operator's total time as Ray Data reports it."""
     ordered: list[Any] = []
 
     def walk(node: Any) -> None:
@@ -63,7 +63,11 @@ def collect(summary: Any, rows_written: int | None = None) -> list[dict[str, Any
         sink = bool({"export", "spill"} & set(stage.split("+"))) or name.rsplit("->", 1)[-1].startswith("Write")
         rows = rows_written if rows_written is not None and sink else rows_out
         wall = float(op.time_total_s or 0.0)
-        out[name] = {"stage": stage, "operator": name, "rows": rows, "rows_out": rows_out, "wall_s": round(wall, 3)}
+        tasks = int(op.task_rows.count) if getattr(op, "task_rows", None) else None
+        out[name] = {
+            "stage": stage, "operator": name, "rows": rows, "rows_out": rows_out, "tasks": tasks,
+            "wall_s": round(wall, 3),
+        }  # fmt: skip
     for entry in out.values():
         entry["rows_per_s"] = round(entry["rows"] / entry["wall_s"], 2) if entry["wall_s"] > 0 else None
     return list(out.values())

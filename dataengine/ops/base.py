@@ -56,11 +56,16 @@ class StageConfig(Strict):
         return None
 
     def ray_args(self) -> dict[str, Any]:
-        """Keyword arguments for `Dataset.map_batches` from the declared resources and compute."""
+        """Keyword arguments for `Dataset.map_batches` from the declared resources and compute. Ray's batches are
+        whole blocks (`batch_size=None`): the stage cuts each block into `batch_size` rows itself (`Worker`,
+        `write_parts`). Ray sizes a fused task's input by the largest batch size of the fused chain, counted in
+        rows of the chain's first operator; those are the read's (or a spill's) one-row tasks, so an integer
+        here would put hundreds of read tasks into one Ray task on one CPU. A GPU stage keeps an integer (Ray
+        requires it with num_gpus); it runs on actors, whose input is the upstream blocks."""
         import ray.data
 
         args: dict[str, Any] = {
-            "batch_size": self.batch_size,
+            "batch_size": self.batch_size if self.resources.num_gpus else None,
             "num_cpus": self.resources.num_cpus,
         }
         if self.resources.num_gpus:
@@ -339,7 +344,14 @@ class Worker:
             self.stage.setup()
         self.metrics = StageMetrics(ctx.stage_labels(stage.name))
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def __call__(self, block: pa.Table) -> pa.Table:
+        """One Ray block, `batch_size` rows at a time (`StageConfig.ray_args` says why Ray batches are blocks)."""
+        size = self.stage.config.batch_size
+        if len(block) <= size:
+            return self._batch(block)
+        return pa.concat_tables([self._batch(block.slice(i, size)) for i in range(0, len(block), size)])
+
+    def _batch(self, batch: pa.Table) -> pa.Table:
         started = time.perf_counter()
         out = to_table(self.stage.run_rows(batch.to_pylist()))  # type: ignore[attr-defined]
         self.metrics.batch(batch, out, time.perf_counter() - started)

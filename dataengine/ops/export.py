@@ -57,24 +57,25 @@ def rejects_table(rows: pa.Table, run_id: str) -> pa.Table:
 
 
 def write_parts(
-    batch: pa.Table, output: str, run_id: str, images: str, labels: dict[str, str] | None = None
+    block: pa.Table, output: str, run_id: str, images: str, labels: dict[str, str] | None = None, rows: int = 500
 ) -> pa.Table:
-    """Ray Data UDF: one batch of working rows -> up to two Parquet files; returns what it wrote."""
+    """Ray Data UDF: one block of working rows -> Parquet files of at most `rows` rows, samples and rejects
+    apart; returns what it wrote."""
     started, metrics = time.perf_counter(), StageMetrics(labels)
-    rejected = pc.is_valid(batch.column("reason"))
+    rejected = pc.is_valid(block.column("reason"))
     results = []
-    for name, part in (
-        ("samples", samples_table(batch.filter(pc.invert(rejected)), run_id, images)),
-        ("rejects", rejects_table(batch.filter(rejected), run_id)),
+    for name, table in (
+        ("samples", samples_table(block.filter(pc.invert(rejected)), run_id, images)),
+        ("rejects", rejects_table(block.filter(rejected), run_id)),
     ):
-        if len(part) == 0:
-            continue
-        digest = content_hash("\n".join(sorted(part.column("id").to_pylist())).encode(), 10)
-        file = join(output, name, f"part-{run_token(run_id)}-{digest}.parquet")
-        write_parquet_atomic(file, part)
-        results.append({"table": name, "file": file, "rows": len(part)})
-        metrics.inc("dataengine_export_rows", len(part), table=name)
-    metrics.batch(batch, batch, time.perf_counter() - started)
+        for start in range(0, len(table), rows):
+            part = table.slice(start, rows)
+            digest = content_hash("\n".join(sorted(part.column("id").to_pylist())).encode(), 10)
+            file = join(output, name, f"part-{run_token(run_id)}-{digest}.parquet")
+            write_parquet_atomic(file, part)
+            results.append({"table": name, "file": file, "rows": len(part)})
+            metrics.inc("dataengine_export_rows", len(part), table=name)
+    metrics.batch(block, block, time.perf_counter() - started)
     return pa.Table.from_pylist(results, schema=RESULT_SCHEMA)
 
 
@@ -95,6 +96,7 @@ class Export(DatasetStage):
                 "run_id": ctx.run_id,
                 "images": cfg.images,
                 "labels": ctx.stage_labels(cls.name),
+                "rows": cfg.batch_size,
             },
             batch_format="pyarrow",
             **cfg.ray_args(),
