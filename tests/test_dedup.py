@@ -22,10 +22,11 @@ def checked(sid, data, caption="a caption", text_key="t"):
 
 def run_dedup(ray_local, tmp_path, rows, **cfg):
     """One block per row, so every duplicate pair spans blocks; the stage as the runner attaches it (the rows
-    spilled to the run's _work/, decided from signatures, marked block by block)."""
+    spilled to the run's _work/, decided from signatures, marked block by block). A small run's shuffles are one
+    task each unless `num_partitions` asks for hash shuffles (seconds each: only where a test is about them)."""
     ds = ray_local.data.from_arrow([to_table([r]) for r in rows])
     ctx = RunContext("dedup-test", "t", str(tmp_path), str(tmp_path), metrics=False)
-    out = Dedup.attach(ds, DedupConfig(num_partitions=3, **cfg), ctx).take_all()
+    out = Dedup.attach(ds, DedupConfig(**cfg), ctx).take_all()
     return {r["id"]: r for r in out}
 
 
@@ -57,7 +58,7 @@ def test_exact_and_near_duplicates_across_blocks(ray_local, tmp_path):
         checked("id-e", encode(textured(3, (500, 300)), "PNG")),
     ]
     rows.append(row(id="id-rej", reason="invalid_json", stage="ingest"))
-    out = run_dedup(ray_local, tmp_path, rows)
+    out = run_dedup(ray_local, tmp_path, rows, num_partitions=3)  # hash-sharded shuffles
     assert len(out) == 6
     assert out["id-a"]["reason"] is None  # same size: smallest id survives
     assert (out["id-b"]["reason"], out["id-b"]["duplicate_of"], out["id-b"]["stage"]) == (
@@ -150,10 +151,10 @@ def test_band_count_falls_as_the_run_grows():
 
 
 def test_components_by_label_propagation_match_union_find(ray_local):
-    edges = [edge(f"c{i}", f"c{i + 1}", 4) for i in range(6)]
+    edges = [edge(f"c{i}", f"c{i + 1}", 4) for i in range(3)]
     edges += [edge("d0", "d1", 1), edge("d0", "d2", 2), edge("d1", "d2", 1), edge("x1", "x2", 1, 50, 60)]
     ds = ray_local.data.from_arrow(pa.Table.from_pylist(edges, schema=components.EDGE)).materialize()
-    far = {r["id"]: (r["dup_of"], r["dist"]) for r in components.near_duplicates(ds, 3, local_edges=0).take_all()}
+    far = {r["id"]: (r["dup_of"], r["dist"]) for r in components.near_duplicates(ds, 1, local_edges=0).take_all()}
     near = {r["id"]: (r["dup_of"], r["dist"]) for r in components.near_duplicates(ds, 3, local_edges=100).take_all()}
     assert far == near == survivors_of(edges)
     assert far["c1"] == ("c0", 4) and "c2" not in far and far["x1"] == ("x2", 1)

@@ -42,8 +42,9 @@ def wheel_venv(tmp_path_factory) -> Path:
     site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     Path(site, "checkout-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a checkout on it reads as installed
     install = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                             capture_output=True, text=True)  # fmt: skip
+                             capture_output=True, text=True, env=env)  # fmt: skip
     assert install.returncode == 0, install.stderr[-2000:]
     return venv
 

@@ -17,11 +17,12 @@ import pyarrow as pa
 from dataengine.bench.clean import MemorySampler
 
 SEED = 0x5EED
+_OFFSET = np.uint64((SEED * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)  # in Python ints: numpy warns on the overflow
 
 
 def mix(x: np.ndarray) -> np.ndarray:
     """splitmix64: index -> a well-spread 64-bit value."""
-    z = (x.astype(np.uint64) + np.uint64(SEED) * np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+    z = x.astype(np.uint64) + _OFFSET
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
