@@ -112,7 +112,7 @@ def test_report_renders_in_chromium_without_errors(run, browser, tmp_path):
     try:
         assert [m for m in seen["console"] if m[0] in ("error", "warning")] == [] and seen["errors"] == []
         assert all(u.startswith(("file:", "data:")) for u in seen["requests"]), seen["requests"]
-        for section in SECTIONS + ["gallery-accepted", "gallery-rejected"]:
+        for section in SECTIONS + ["gallery-accepted", "gallery-rejected", "review"]:
             assert page.locator(f"#{section}").count() == 1, section
         for section in CHARTS:  # every chart decoded by the browser
             ok = page.eval_on_selector(f"#{section} img.chart", "i => i.complete && i.naturalWidth > 100")
@@ -132,6 +132,14 @@ def test_report_renders_in_chromium_without_errors(run, browser, tmp_path):
         assert cards.filter(has_text="too_small").locator("img.thumb").count() == 1
         assert cards.filter(has_text="missing_file").locator(".thumb.missing").count() == 1
         assert "一个" in page.inner_text("#gallery-accepted")  # Chinese captions beside the English ones
+        review_text = page.inner_text("#review")  # the review sample: a table per group, thumbnails decoded
+        for group in ("accepted", "image/too_small", "filter/below_top_fraction", "ingest/invalid_json"):
+            assert group in review_text
+        minis = page.locator("#review img.mini")
+        assert minis.count() >= min(5, stats["accepted"]) and minis.evaluate_all(
+            "l => l.every(i => i.naturalWidth > 0)"
+        )
+        assert "<script>alert(1)</script>" in review_text
         # an untrusted caption is shown as text: nothing ran, no element was injected
         assert seen["dialogs"] == [] and page.locator("script").count() == 0
         assert page.locator("img[onerror]").count() == 0

@@ -2,7 +2,7 @@
 hangs the commands of one part of the engine on them:
 
 run        run, demo, sample-data
-report     runs, inspect, report, export internvl
+report     runs, inspect, report, review, export internvl
 jobs       submit, status
 scheduler  scheduler
 translate  translate, serve translator, models pull

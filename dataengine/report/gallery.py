@@ -137,7 +137,8 @@ class SourceImages:
             return None
         return thumbs.read_source(self.root, image_root, image_path, self.max_bytes)
 
-    def for_reject(self, row: dict[str, Any], rec: dict[str, Any]) -> bytes | None:
+    def reject_image(self, row: dict[str, Any], rec: dict[str, Any]) -> tuple[str, str] | None:
+        """(image root, image path) named by a path-based reject's original record, or None."""
         path = rec.get("image")
         if not isinstance(path, str) or not self.root:
             return None
@@ -145,7 +146,11 @@ class SourceImages:
         if root is None:  # plain JSONL: paths are relative to the annotation file's folder
             rel = (row.get("location") or "").rsplit(":", 1)[0]
             root = join(self.root, (posixpath if is_remote(self.root) else os.path).dirname(rel))
-        return self.read(root, path)
+        return root, path
+
+    def for_reject(self, row: dict[str, Any], rec: dict[str, Any]) -> bytes | None:
+        where = self.reject_image(row, rec)
+        return self.read(*where) if where else None
 
 
 def image_roots(files: list[str]) -> dict[str, str]:

@@ -10,7 +10,7 @@ import jinja2
 
 from dataengine import __version__
 from dataengine.core.storage import write_bytes_atomic
-from dataengine.report import charts, data, gallery
+from dataengine.report import charts, data, gallery, review
 
 ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dataengine.report", "templates"),
@@ -26,8 +26,9 @@ def svg_uri(doc: str | None) -> str | None:
     return "data:image/svg+xml;base64," + base64.b64encode(doc.encode()).decode("ascii") if doc else None
 
 
-def context(record: dict[str, Any], gallery_size: int = 24) -> dict[str, Any]:
-    """Everything the template shows: run facts, stats, charts as data URIs and the gallery cards."""
+def context(record: dict[str, Any], gallery_size: int = 24, per_reason: int = 5) -> dict[str, Any]:
+    """Everything the template shows: run facts, stats, charts as data URIs, the gallery cards and the review
+    sample's first `per_reason` rows per group."""
     stats = data.gather(record)
     return {
         "record": record,
@@ -42,6 +43,7 @@ def context(record: dict[str, Any], gallery_size: int = 24) -> dict[str, Any]:
             "throughput": svg_uri(charts.throughput(stats["throughput"])),
         },
         "gallery": gallery.cards(record, gallery_size),
+        "review": review.section(record, per_reason),
         "started": _when(record.get("started_at")),
         "generated": _when(datetime.datetime.now(datetime.UTC).timestamp()),
         "version": __version__,
@@ -52,12 +54,12 @@ def _when(ts: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC") if ts else None
 
 
-def render(record: dict[str, Any], gallery_size: int = 24) -> str:
+def render(record: dict[str, Any], gallery_size: int = 24, per_reason: int = 5) -> str:
     """The report of a run record (from `manifest.load`) as an HTML document."""
-    return ENV.get_template("report.html.j2").render(**context(record, gallery_size))
+    return ENV.get_template("report.html.j2").render(**context(record, gallery_size, per_reason))
 
 
-def write(record: dict[str, Any], out: str, gallery_size: int = 24) -> str:
+def write(record: dict[str, Any], out: str, gallery_size: int = 24, per_reason: int = 5) -> str:
     """Render and write the report to `out` (local path or URI) via temp + rename; returns `out`."""
-    write_bytes_atomic(out, render(record, gallery_size).encode("utf-8"))
+    write_bytes_atomic(out, render(record, gallery_size, per_reason).encode("utf-8"))
     return out

@@ -27,6 +27,17 @@ MAX_BYTES = ResolveConfig.model_fields["max_bytes"].default
 
 def data_uri(data: bytes | None, side: int = SIDE, max_pixels: int = MAX_PIXELS) -> str | None:
     """A `data:image/jpeg;base64,...` thumbnail of at most side x side, or None if the bytes are not a safe image."""
+    thumb = jpeg(data, side, max_pixels)
+    return jpeg_uri(thumb) if thumb else None
+
+
+def jpeg_uri(thumb: bytes) -> str:
+    """JPEG bytes as a data URI for an <img> (the report allows no other image source)."""
+    return "data:image/jpeg;base64," + base64.b64encode(thumb).decode("ascii")
+
+
+def jpeg(data: bytes | None, side: int = SIDE, max_pixels: int = MAX_PIXELS) -> bytes | None:
+    """A JPEG thumbnail of at most side x side, or None if the bytes are not a safe image."""
     if not data:
         return None
     try:
@@ -44,7 +55,7 @@ def data_uri(data: bytes | None, side: int = SIDE, max_pixels: int = MAX_PIXELS)
         rgb.save(buf, "JPEG", quality=80, optimize=True)
     except Exception:  # not an image, truncated, a bomb, a broken palette: the gallery shows a placeholder
         return None
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
 
 
 def input_dir(input_uri: str) -> str:
