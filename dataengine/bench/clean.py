@@ -13,26 +13,40 @@ import psutil
 
 
 class MemorySampler:
-    """Background thread: peak summed PSS (falling back to RSS) of this process and all its descendants."""
+    """Background thread: peak summed PSS (falling back to RSS) of this process and all its descendants, and how
+    that peak split between the driver, Ray's workers and Ray's own processes (raylet, GCS, dashboard...)."""
 
     def __init__(self, interval: float = 0.5):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self.peak_parts: dict[str, int] = {}
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _sample(self) -> int:
+    @staticmethod
+    def _part(proc: psutil.Process, me: psutil.Process) -> str:
+        if proc.pid == me.pid:
+            return "driver"
+        name = proc.name()
+        if name.startswith("ray::") and name not in ("ray::DashboardAgent", "ray::RuntimeEnvAgent"):
+            return "ray_workers"
+        return "ray_system"
+
+    def _sample(self) -> tuple[int, dict[str, int]]:
         me = psutil.Process()
-        total = 0
+        parts: dict[str, int] = {}
         for proc in [me, *me.children(recursive=True)]:
             try:
                 mem = proc.memory_full_info()
-                total += getattr(mem, "pss", mem.rss)
+                part = self._part(proc, me)
+                parts[part] = parts.get(part, 0) + getattr(mem, "pss", mem.rss)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-        return total
+        return sum(parts.values()), parts
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
+            total, parts = self._sample()
+            if total > self.peak:
+                self.peak, self.peak_parts = total, parts
             self._stop.wait(self.interval)
 
     def __enter__(self) -> MemorySampler:
@@ -78,6 +92,7 @@ def bench_clean(data: str, storage: str, num_cpus: int | None = None) -> dict[st
         "wall_s": round(wall, 1),
         "samples_per_s": round(acc["inputs"] / wall, 1),
         "peak_memory_gib": round(mem.peak / 2**30, 2),
+        "peak_memory_by_process_gib": {k: round(v / 2**30, 2) for k, v in sorted(mem.peak_parts.items())},
         "object_store_spilled_mib": None if spilled is None else round(spilled / 2**20, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Ray num_cpus={num_cpus or os.cpu_count()}",
