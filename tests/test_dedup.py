@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import imagehash
 import numpy as np
 import pyarrow as pa
@@ -9,7 +11,7 @@ from conftest import encode, row, textured
 
 from dataengine.core.rows import to_table
 from dataengine.ops.base import RunContext
-from dataengine.ops.dedup import Dedup, DedupConfig
+from dataengine.ops.dedup import Dedup, DedupConfig, group_links
 from dataengine.ops.image import ImageCheck, ImageConfig
 from dataengine.similarity import components, hamming
 
@@ -94,41 +96,66 @@ def test_near_can_be_disabled(ray_local, tmp_path):
     assert all(r["reason"] is None for r in out.values())
 
 
-def edge(a, b, dist, a_area=10, b_area=10, a_prior=False, b_prior=False):
-    return dict(a=a, b=b, dist=dist, a_area=a_area, b_area=b_area, a_prior=a_prior, b_prior=b_prior)
+def links(members, threshold):
+    """Members {id: (hash, area, prior)} -> link rows joining every pair within the threshold (each pair's first
+    id linked to its second, which links to itself), as the search emits them."""
+    ids = sorted(members)
+    h = np.array([members[i][0] for i in ids], dtype=np.uint64)
+    rows = []
+    for a, b in sorted(hamming.brute_force_pairs(h, threshold)):
+        for sid, root in ((ids[a], ids[b]), (ids[b], ids[b])):
+            hv, area, prior = members[sid]
+            rows.append(dict(id=sid, h=int(np.uint64(hv).view(np.int64)), area=area, prior=prior, text_key="",
+                             root=root, pairs=0))  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=components.LINK)
 
 
-def survivors_of(edges):
-    table = components._local(pa.Table.from_pylist(edges, schema=components.EDGE))
+def survivors_of(members, threshold=4):
+    table = components._local(links(members, threshold), partial(components.survivors, threshold=threshold))
     return {r["id"]: (r["dup_of"], r["dist"]) for r in table.to_pylist()}
 
 
 def test_a_chain_keeps_members_far_from_every_survivor():
     # 0 ~ 0xF ~ 0xFF ~ 0xFFF ~ 0xFFFF at threshold 4: the ends are 16 bits apart, so both survive
     hashes = [0, 0xF, 0xFF, 0xFFF, 0xFFFF]
-    ids = [f"c{i}" for i in range(5)]
     h = np.array(hashes, dtype=np.uint64)
-    pairs = hamming.all_pairs(h, 4)
-    assert pairs == {(0, 1), (1, 2), (2, 3), (3, 4)}
-    edges = [edge(ids[a], ids[b], int(np.bitwise_count(h[a] ^ h[b]))) for a, b in sorted(pairs)]
-    assert survivors_of(edges) == {"c1": ("c0", 4), "c3": ("c2", 4)}
+    assert hamming.all_pairs(h, 4) == {(0, 1), (1, 2), (2, 3), (3, 4)}
+    members = {f"c{i}": (v, 10, False) for i, v in enumerate(hashes)}
+    assert survivors_of(members) == {"c1": ("c0", 4), "c3": ("c2", 4)}
 
 
 def test_a_rejected_member_names_the_best_survivor_within_the_threshold():
-    # b is within reach of both survivors a and c; a ranks first (larger image)
-    edges = [edge("b", "a", 3, 10, 50), edge("b", "c", 1, 10, 20), edge("c", "d", 2, 20, 5)]
-    got = survivors_of(edges)
-    assert got["b"] == ("a", 3) and "c" not in got and got["d"] == ("c", 2)
+    # b is within reach of both survivors a and c; a ranks first (larger image); d is near b and c, but b is out
+    members = {"a": (0, 50, False), "b": (0b111, 10, False), "c": (0b1111, 20, False), "d": (0b111111, 5, False)}
+    got = survivors_of(members, threshold=3)
+    assert got == {"b": ("a", 3), "d": ("c", 2)}
 
 
 def test_a_committed_sample_survives_against_a_larger_new_image():
-    assert survivors_of([edge("z", "a", 1, 1, 99, a_prior=True)]) == {"a": ("z", 1)}
+    assert survivors_of({"z": (0, 1, True), "a": (1, 99, False)}) == {"a": ("z", 1)}
 
 
 def test_committed_samples_all_survive_and_reject_new_copies_of_either():
-    # p1 and p2 were both exported (3 bits apart); a new sample 2 bits from p2 is its near duplicate
-    edges = [edge("p1", "p2", 3, 50, 40, True, True), edge("n", "p2", 2, 99, 40, False, True)]
-    assert survivors_of(edges) == {"n": ("p2", 2)}
+    # p1 and p2 were both exported (3 bits apart); a new sample 2 bits from p2 (5 from p1) is p2's near duplicate
+    members = {"p1": (0, 50, True), "p2": (0b111, 40, True), "n": (0b11111, 99, False)}
+    assert survivors_of(members) == {"n": ("p2", 2)}
+
+
+def test_a_dense_group_is_linked_in_chunks_not_pairs():
+    """A search task holding a dense group (every member within the threshold of every other) emits one link a
+    member, whatever chunk of pairs it merges at a time, and counts every pair."""
+    rng = np.random.default_rng(3)
+    base = int(rng.integers(0, 2**63))
+    h = np.array([base ^ (1 << int(b)) for b in range(64)], dtype=np.uint64)  # 2 bits apart pairwise
+    cut = hamming.bands_for(4, 5)
+    idx, grp, val = hamming.group_keys(h, cut)
+    block = pa.table({"g": grp, "v": val, "text_key": [""] * len(idx), "id": [f"d{i:02d}" for i in idx],
+                      "h": h.view(np.int64)[idx], "area": [10] * len(idx), "prior": [False] * len(idx)})  # fmt: skip
+    for chunk in (7, 1 << 20):
+        out = group_links(block, cut, max_pairs=chunk)
+        assert sum(out.column("pairs").to_pylist()) == 64 * 63 // 2
+        assert set(out.column("id").to_pylist()) == {f"d{i:02d}" for i in range(64)}
+        assert len(out) <= len(block) and len(set(out.column("root").to_pylist())) <= cut.groups_per_hash
 
 
 def test_multi_index_search_has_exact_recall_on_dense_clusters_and_chains():
@@ -151,12 +178,15 @@ def test_band_count_falls_as_the_run_grows():
 
 
 def test_components_by_label_propagation_match_union_find(ray_local):
-    edges = [edge(f"c{i}", f"c{i + 1}", 4) for i in range(3)]
-    edges += [edge("d0", "d1", 1), edge("d0", "d2", 2), edge("d1", "d2", 1), edge("x1", "x2", 1, 50, 60)]
-    ds = ray_local.data.from_arrow(pa.Table.from_pylist(edges, schema=components.EDGE)).materialize()
-    far = {r["id"]: (r["dup_of"], r["dist"]) for r in components.near_duplicates(ds, 1, local_edges=0).take_all()}
-    near = {r["id"]: (r["dup_of"], r["dist"]) for r in components.near_duplicates(ds, 3, local_edges=100).take_all()}
-    assert far == near == survivors_of(edges)
+    members = {f"c{i}": ((1 << (4 * i)) - 1, 10, False) for i in range(4)}  # a chain
+    members |= {"d0": (0xF0, 10, False), "d1": (0xF1, 10, False), "d2": (0xF3, 10, False)}
+    members |= {"x1": (0xF00, 50, False), "x2": (0xF01, 60, False)}
+    ds = ray_local.data.from_arrow(links(members, 4)).materialize()
+    far = {r["id"]: (r["dup_of"], r["dist"]) for r in components.near_duplicates(ds, 4, 1, local_edges=0).take_all()}
+    near = {
+        r["id"]: (r["dup_of"], r["dist"]) for r in components.near_duplicates(ds, 4, 3, local_edges=100).take_all()
+    }
+    assert far == near == survivors_of(members)
     assert far["c1"] == ("c0", 4) and "c2" not in far and far["x1"] == ("x2", 1)
 
 
@@ -177,6 +207,6 @@ def test_one_task_and_sharded_passes_decide_alike(ray_local):
         dups = collect(duplicates(sigs, cfg, trace=trace))
         found = check(plant, dups, trace, sample=500)
         assert found["planted_recall"] == 1.0 and found["rejections_within_threshold"] == 1.0, found
-        assert found["sample_recall"] == found["sample_precision"] == 1.0 and found["dense_cluster_kept"] == 1
+        assert found["sample_recall"] == found["sample_pairs_decided"] == 1.0 and found["dense_cluster_kept"] == 1
         answers.append(sorted(zip(dups.column("id").to_pylist(), dups.column("dup_of").to_pylist(), strict=True)))
     assert answers[0] == answers[1] and len(answers[0]) > 2 * plant.exact

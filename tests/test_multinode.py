@@ -34,7 +34,7 @@ CPU_STAGE_FUNCTIONS = {  # Ray Data operator names: our stages (runner names the
     "pick_exact",
     "exact_rows",
     "group_rows",
-    "group_edges",
+    "group_links",
     "final_rows",
     "stage_dedup",
     "stage_export",

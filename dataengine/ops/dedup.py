@@ -3,22 +3,24 @@
 1. Exact: group by the decoded-pixel hash (plus the normalised-text hash in `image+text` mode); the survivor of
    a group is a sample an earlier commit exported, else the largest image, ties broken by smallest id, so the
    choice is deterministic.
-2. Near: every pair of exact survivors whose 64-bit pHashes are within `hamming_threshold` bits, found by
+2. Near: every pair of exact survivors whose 64-bit pHashes are within `hamming_threshold` bits is found by
    multi-index hashing (`similarity.hamming`: exact recall, near-linear cost, the search groups hash-partitioned
-   over Ray Data), becomes an edge. In each connected component (`similarity.components`), survivors are picked in
-   rank order (earlier commits, largest image, smallest id) and a member is rejected only against a survivor
-   within the threshold of it, so a chain whose ends are far apart keeps both ends.
+   over Ray Data). Each search task merges the pairs it finds into link rows (a spanning star of its local
+   components: about one row a linked sample, however many pairs), and the links give the connected components
+   (`similarity.components`). In each component, survivors are picked in rank order (earlier commits, largest
+   image, smallest id) and a member is rejected only against a survivor within the threshold of it (checked on
+   the hashes), so a chain whose ends are far apart keeps both ends.
 3. Every non-survivor becomes a `dedup` reject naming its survivor (an exact copy of a near duplicate names that
    one's survivor): the rows were spilled to the run's `_work/` before the decision (a signature stage,
    `ops.base.SignatureStage`) and are marked block by block.
 
 Scale: the exact groups and the near search shuffle compact rows (id, hashes, area: tens of bytes, `m * (r + 1)`
-rows a sample for the search); components hold only the edges. The duplicates (one row per rejected sample) are
+rows a sample for the search); components hold only the links. The duplicates (one row per rejected sample) are
 routed to the spill file holding each (`SignatureStage.per_row`); no process holds them all. Each shuffle
 partition is one task's block, so partitions grow with the rows shuffled (`partition_rows` each, unless
 `num_partitions` fixes them); a shuffle of at most `partition_rows` rows is one task, without a hash shuffle.
 
-Dedup's own tasks (key extraction, group picks, band edges, the final marking) run with the stage's declared
+Dedup's own tasks (key extraction, group picks, band links, the final marking) run with the stage's declared
 `resources` (CPUs, GPUs, memory, custom resources), so a cluster can place them; the shuffles' aggregators are
 sized and placed by Ray Data.
 """
@@ -80,8 +82,8 @@ class DedupConfig(StageConfig):
     local_edges: int = Field(
         2_000_000,
         ge=0,
-        description="near-duplicate edges up to which components are found in one task (union-find); above it, "
-        "by rounds of label propagation over Ray Data joins",
+        description="search links (about one a near-duplicate sample) up to which components are found in one "
+        "task; above it, by rounds of label propagation over Ray Data joins",
     )
 
 
@@ -139,7 +141,7 @@ def pick_exact(block: pa.Table) -> pa.Table:
 
 def group_rows(batch: pa.Table, cut: hamming.Bands, bands: range | None = None) -> pa.Table:
     """Exact survivors -> one row per near-duplicate search group each falls in (`hamming.group_keys`; those of
-    `bands` only, when given), carrying what an edge needs; in `image+text` mode the text key is part of the
+    `bands` only, when given), carrying what a link needs; in `image+text` mode the text key is part of the
     group, so only same-text pairs meet."""
     reps = batch.filter(pc.is_null(batch.column("exact_of")))
     h = hashes(reps.column("phash"))
@@ -164,10 +166,13 @@ def hashes(phash: Any) -> np.ndarray:
     return np.frombuffer(bytes.fromhex("".join(col.to_pylist())), dtype=">u8").astype(np.uint64)
 
 
-def group_edges(block: pa.Table, cut: hamming.Bands) -> pa.Table:
-    """Whole search groups (hash-partitioned by group key) -> the edges first met in each (`hamming`)."""
+def group_links(block: pa.Table, cut: hamming.Bands, max_pairs: int = 1 << 20) -> pa.Table:
+    """Whole search groups (hash-partitioned by group key) -> link rows (`components.LINK`): the pairs first met
+    in each group (`hamming`) are merged into this task's connected rows, chunk by chunk, and each row of a
+    component links to its root (the component's first row). The pairs never leave the task: a dense group of k
+    hashes costs k links, and about `max_pairs` pairs of memory at a time."""
     if len(block) == 0:
-        return components.EDGE.empty_table()
+        return components.LINK.empty_table()
     block = block.sort_by([("g", "ascending"), ("v", "ascending"), ("text_key", "ascending")])
     g, v = block.column("g").to_numpy(), block.column("v").to_numpy()
     t = block.column("text_key").combine_chunks()
@@ -176,24 +181,26 @@ def group_edges(block: pa.Table, cut: hamming.Bands) -> pa.Table:
     other_text = pc.not_equal(t.slice(1), t.slice(0, len(t) - 1)).to_numpy(zero_copy_only=False)
     new[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1]) | other_text
     starts = np.flatnonzero(new)
-    a_all, b_all, d_all = [], [], []
+    forest = components.Forest(len(block), max_pairs)
     for lo, hi in zip(starts, [*starts[1:], len(block)], strict=True):
-        a, b, d = hamming.pairs_in_group(h[lo:hi], int(g[lo]), cut)
-        a_all.append(a + lo)
-        b_all.append(b + lo)
-        d_all.append(d)
-    a, b = pa.array(np.concatenate(a_all)), pa.array(np.concatenate(b_all))
+        for a, b, _ in hamming.iter_pairs_in_group(h[lo:hi], int(g[lo]), cut, max_pairs):
+            forest.add(a + lo, b + lo)
+    root = forest.roots()
+    linked = np.flatnonzero(np.bincount(root, minlength=len(block))[root] > 1)
+    pairs = np.zeros(len(linked), dtype=np.int64)
+    pairs[:1] = forest.pairs  # the task's pair count, on its first link (summed for the run's count)
+    take = pa.array(linked)
     return pa.table(
         {
-            "a": block.column("id").take(a),
-            "b": block.column("id").take(b),
-            "dist": pa.array(np.concatenate(d_all)),
-            "a_area": block.column("area").take(a),
-            "b_area": block.column("area").take(b),
-            "a_prior": block.column("prior").take(a),
-            "b_prior": block.column("prior").take(b),
+            "id": block.column("id").take(take),
+            "h": block.column("h").take(take),
+            "area": block.column("area").take(take),
+            "prior": block.column("prior").take(take),
+            "text_key": block.column("text_key").take(take),
+            "root": block.column("id").take(pa.array(root[linked])),
+            "pairs": pa.array(pairs),
         }
-    )
+    ).cast(components.LINK)
 
 
 def exact_rows(batch: pa.Table) -> pa.Table:
@@ -272,7 +279,7 @@ def duplicates(
     sample to reject. `signatures`: a Ray Dataset of the signature columns (`rows` of them, counted when not
     given); `prior`: samples files an incremental dataset committed before, whose samples always survive (they
     are exported already). Memory: Ray Data blocks of compact rows; the driver holds counts. `trace`, when
-    given, receives the search's cut and its materialized edges (for `bench dedup`)."""
+    given, receives the search's cut, its materialized links and the pairs it found (for `bench dedup`)."""
     import ray
 
     if not (cfg.exact or cfg.near):
@@ -305,13 +312,15 @@ def duplicates(
         return _finished(exact_dups.map_batches(final_rows, batch_format="pyarrow", **res))
     survivors = exact.count() - exact_dups.count()
     cut = hamming.choose_bands(survivors, cfg.hamming_threshold)
-    edges = search(exact, cut, survivors, cfg, res)
-    n_edges = edges.count()
+    links = search(exact, cut, survivors, cfg, res)
+    n_links = links.count()
     if trace is not None:
-        trace.update(cut=cut, edges=edges, exact_survivors=survivors)
-    if n_edges == 0:
+        pairs = links.sum("pairs") if n_links else 0
+        trace.update(cut=cut, links=links, pairs=int(pairs or 0), exact_survivors=survivors)
+    if n_links == 0:
         return _finished(exact_dups.map_batches(final_rows, batch_format="pyarrow", **res))
-    near = components.near_duplicates(edges, parts(2 * n_edges), cfg.local_edges, **res).materialize()
+    near = components.near_duplicates(links, cfg.hamming_threshold, parts(2 * n_links), cfg.local_edges, **res)
+    near = near.materialize()
     if exact_dups.count() == 0:
         return _finished(near.map_batches(final_rows, batch_format="pyarrow", **res))
     # an exact duplicate of a sample rejected as a near duplicate names that one's survivor
@@ -321,10 +330,10 @@ def duplicates(
 
 
 def search(exact: Any, cut: hamming.Bands, survivors: int, cfg: DedupConfig, res: dict[str, Any]) -> Any:
-    """Every near-duplicate edge among the exact survivors: the bands are searched in passes of about
-    `search_rows` group rows (`r + 1` rows a survivor a band; one band at least), one shuffle a pass, so a
-    shuffle holds one pass's rows rather than the whole search's. A pair is kept only by the first band and part
-    it meets in, so the passes' edges are disjoint."""
+    """Link rows (`components.LINK`) joining every near-duplicate pair among the exact survivors. The bands are
+    searched in passes of about `search_rows` group rows (`r + 1` rows a survivor a band; one band at least), one
+    shuffle a pass, so a shuffle holds one pass's rows rather than the whole search's. A pair is kept only by the
+    first band and part it meets in, so each pair is counted once."""
     m, per_band = len(cut.bands), survivors * (cut.r + 1)
     passes = min(m, max(1, -(-per_band * m // cfg.search_rows)))
     found = []
@@ -332,7 +341,7 @@ def search(exact: Any, cut: hamming.Bands, survivors: int, cfg: DedupConfig, res
         bands = range(m * k // passes, m * (k + 1) // passes)
         rows = exact.map_batches(group_rows, fn_kwargs={"cut": cut, "bands": bands}, batch_format="pyarrow", **res)
         n_parts = partitions(per_band * len(bands), cfg.num_partitions, cfg.partition_rows)
-        found.append(by_key(rows, ["g", "v", "text_key"], partial(group_edges, cut=cut), n_parts, **res).materialize())
+        found.append(by_key(rows, ["g", "v", "text_key"], partial(group_links, cut=cut), n_parts, **res).materialize())
     return found[0].union(*found[1:]).materialize() if len(found) > 1 else found[0]
 
 

@@ -1,41 +1,85 @@
-"""Near-duplicate groups on Ray Data: connected components of the near-duplicate graph by min-label
-propagation, then, inside each component, survivors picked in rank order.
+"""Near-duplicate groups on Ray Data: connected components of the near-duplicate graph, then, inside each
+component, survivors picked in rank order.
 
-Components: every node starts labelled with its own id; each round, a node takes the smallest label among its
+Input: link rows (`LINK`), one per sample the search put in a group with another within the threshold: the
+sample, the root it was linked to inside one search task (a spanning star of that task's local component), and
+what the survivor rule needs (the 64-bit hash, image area, prior flag, text key). A search task emits at most one
+link per group row instead of every pair, so a dense cluster of k samples costs about k links, not k^2/2 edges.
+
+Components: up to `local_edges` links, in one task (scipy's connected components); above it, by min-label
+propagation: every node starts labelled with its own id; each round, a node takes the smallest label among its
 own and its neighbours' (one Ray Data join of the arcs with the labels and one hash aggregate), until no label
-changes. Rounds: the largest component's diameter. Memory: the arcs and labels live in Ray Data blocks; the
-driver holds one count a round. Scales with the number of edges, not the run.
+changes. Rounds: the largest component's diameter in links (stars: a few). Memory: links and labels live in Ray
+Data blocks; the driver holds one count a round. Scales with the linked samples, not the run.
 
 Survivors: the members of a component, best rank first (`rank`: earlier commits, then the largest image, then the
-smallest id); a member is rejected when it is within the threshold (an edge) of a survivor picked before it,
-naming the best-ranked such survivor, and becomes a survivor otherwise. Samples earlier commits exported always
-survive (they are in the dataset already), so a new sample near any of them is rejected. A chain a~b~c whose
-ends are far apart keeps both ends. One component is decided in one task (its edges: a dense cluster of
-thousands fits).
+smallest id); a member is rejected when its hash is within the threshold of a survivor picked before it (and, in
+`image+text` mode, its text key is the same), naming the best-ranked such survivor, and becomes a survivor
+otherwise. Samples earlier commits exported always survive (they are in the dataset already), so a new sample
+near any of them is rejected. A chain a~b~c whose ends are far apart keeps both ends. One component is decided in
+one task from its members' hashes: k members and s survivors cost k*s popcounts, k rows of memory.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from dataengine.core.shuffle import by_key, join
 
-NODE = pa.schema([("id", pa.string()), ("area", pa.int64()), ("prior", pa.bool_())])
-EDGE = pa.schema(
+NODE = pa.schema(
     [
-        ("a", pa.string()),
-        ("b", pa.string()),
-        ("dist", pa.int64()),
-        ("a_area", pa.int64()),
-        ("b_area", pa.int64()),
-        ("a_prior", pa.bool_()),
-        ("b_prior", pa.bool_()),
+        ("id", pa.string()),
+        ("h", pa.int64()),  # the 64-bit pHash, its bits as int64
+        ("area", pa.int64()),
+        ("prior", pa.bool_()),
+        ("text_key", pa.string()),
     ]
 )
+LINK = pa.schema([*NODE, pa.field("root", pa.string()), pa.field("pairs", pa.int64())])
 NEAR_DUP = pa.schema([("id", pa.string()), ("dup_of", pa.string()), ("dist", pa.int64())])
+
+
+class Forest:
+    """Connected components of one task's rows, merged a chunk of pairs at a time (scipy): memory is the rows
+    and one chunk, however many pairs the task finds."""
+
+    def __init__(self, n: int, chunk: int = 1 << 20):
+        self.n, self.chunk, self.pairs = n, chunk, 0
+        self.root = np.arange(n, dtype=np.int64)
+        self._a: list[np.ndarray] = []
+        self._b: list[np.ndarray] = []
+        self._held = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        self._a.append(a)
+        self._b.append(b)
+        self._held += len(a)
+        self.pairs += len(a)
+        if self._held >= self.chunk:
+            self._merge()
+
+    def roots(self) -> np.ndarray:
+        """Each row's root: the first row of its component."""
+        self._merge()
+        return self.root
+
+    def _merge(self) -> None:
+        if not self._a:
+            return
+        every = np.arange(self.n, dtype=np.int64)
+        a, b = np.concatenate([*self._a, every]), np.concatenate([*self._b, self.root])
+        graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(self.n, self.n))
+        _, label = connected_components(graph, directed=False)
+        _, first = np.unique(label, return_index=True)  # labels are 0..k-1: the first row of each
+        self.root = first[label].astype(np.int64)
+        self._a, self._b, self._held = [], [], 0
 
 
 def rank(area: int, sid: str, prior: bool = False) -> tuple[bool, int, str]:
@@ -50,6 +94,8 @@ def _s(col: Any) -> pa.Array:
 
 
 def _arcs(batch: pa.Table) -> pa.Table:
+    """Links (a sample, its root) -> arcs both ways."""
+    batch = batch.filter(pc.not_equal(batch.column("a"), batch.column("b")))
     return pa.table(
         {
             "src": pa.concat_arrays([_s(batch.column("a")), _s(batch.column("b"))]),
@@ -83,6 +129,8 @@ def _lowest(group: pa.Table) -> pa.Table:
 def component_labels(edges: Any, num_partitions: int, max_rounds: int = 10_000, **res: Any) -> Any:
     """Edges (a, b, ...) -> a materialized Ray Dataset of (id, label): label = the smallest id of the node's
     component. Round k labels every node with the smallest id within k hops."""
+    from ray.data.expressions import col
+
     arcs = edges.select_columns(["a", "b"]).map_batches(_arcs, batch_format="pyarrow", **res).materialize()
     first = arcs.map_batches(_first_offers, batch_format="pyarrow", **res)
     labels = by_key(first, ["id"], _lowest, num_partitions, **res).materialize()
@@ -91,7 +139,7 @@ def component_labels(edges: Any, num_partitions: int, max_rounds: int = 10_000, 
         offered = join(arcs, own, "src", "inner", num_partitions, right_on="id", **res)
         offers = offered.map_batches(_offers, batch_format="pyarrow", **res)
         nxt = by_key(offers, ["id"], _lowest, num_partitions, **res).materialize()
-        changed = nxt.filter(expr="changed").count()
+        changed = nxt.filter(expr=col("changed")).count()
         labels = nxt
         if changed == 0:
             return labels.select_columns(["id", "label"])
@@ -110,71 +158,69 @@ def _first_offers(batch: pa.Table) -> pa.Table:
     )
 
 
-def near_duplicates(edges: Any, num_partitions: int, local_edges: int = 0, **res: Any) -> Any:
-    """Near-duplicate edges (`EDGE`, a materialized Ray Dataset) -> a Ray Dataset of (id, dup_of, dist): every
-    member of a component within the threshold of a better-ranked survivor, naming the best-ranked one. Up to
-    `local_edges` edges, the components are found in one task (union-find: memory bounded by that cap); above
-    it, by label propagation."""
-    if edges.count() <= local_edges:
-        return edges.repartition(1).map_batches(_local, batch_size=None, batch_format="pyarrow", **res)
+def near_duplicates(links: Any, threshold: int, num_partitions: int, local_edges: int = 0, **res: Any) -> Any:
+    """Link rows (`LINK`, a materialized Ray Dataset) -> a Ray Dataset of (id, dup_of, dist): every member of a
+    component within the threshold of a better-ranked survivor, naming the best-ranked one. Up to `local_edges`
+    links, the components are found in one task (memory bounded by that cap); above it, by label propagation."""
+    pick = partial(survivors, threshold=threshold)
+    if links.count() <= local_edges:
+        return links.repartition(1).map_batches(_local, fn_kwargs={"pick": pick}, batch_size=None,
+                                                batch_format="pyarrow", **res)  # fmt: skip
+    edges = links.select_columns(["id", "root"]).rename_columns({"id": "a", "root": "b"})
     labels = component_labels(edges, num_partitions, **res)
-    labelled = join(edges, labels, "a", "inner", num_partitions, right_on="id", **res)
-    return by_key(labelled, ["label"], survivors, num_partitions, **res)
+    nodes = by_key(links.select_columns(NODE.names), ["id"], _nodes, num_partitions, **res)
+    labelled = join(nodes, labels, "id", "inner", num_partitions, **res)
+    return by_key(labelled, ["label"], pick, num_partitions, **res)
 
 
-def _local(edges: pa.Table) -> pa.Table:
-    """All the edges in one block -> labelled by union-find -> `survivors`."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in zip(edges.column("a").to_pylist(), edges.column("b").to_pylist(), strict=True):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    labels = pa.array([find(a) for a in edges.column("a").to_pylist()], pa.string())
-    return survivors(edges.append_column("label", labels))
+def _nodes(links: pa.Table) -> pa.Table:
+    """Link rows (every row of each id present) -> one `NODE` row per id."""
+    agg = links.group_by("id", use_threads=False).aggregate([(c, "first") for c in NODE.names[1:]])
+    return agg.rename_columns([c.removesuffix("_first") for c in agg.column_names]).select(NODE.names).cast(NODE)
 
 
-def survivors(block: pa.Table) -> pa.Table:
-    """Labelled edges of whole components -> (id, dup_of, dist) for each member rejected in its component."""
-    out: dict[str, list[Any]] = {"id": [], "dup_of": [], "dist": []}
+def _local(links: pa.Table, pick: Any) -> pa.Table:
+    """All the links in one block -> components (scipy) -> `survivors`."""
+    nodes = _nodes(links)
+    a = pc.index_in(links.column("id"), value_set=nodes.column("id")).to_numpy()
+    b = pc.index_in(links.column("root"), value_set=nodes.column("id")).to_numpy()
+    n = len(nodes)
+    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    return pick(nodes.append_column("label", pa.array(label.astype(np.int64))))
+
+
+def survivors(block: pa.Table, threshold: int) -> pa.Table:
+    """Members of whole components (`NODE` columns and `label`) -> (id, dup_of, dist) for each member rejected
+    in its component: members in rank order, each checked against the survivors picked before it."""
     if len(block) == 0:
-        return pa.Table.from_pydict(out, schema=NEAR_DUP)
-    block = block.sort_by("label")
-    labels = block.column("label").to_pylist()
-    cols = {c: block.column(c).to_pylist() for c in EDGE.names}
-    start = 0
-    for end in range(1, len(labels) + 1):
-        if end < len(labels) and labels[end] == labels[start]:
-            continue
-        _pick(cols, start, end, out)
-        start = end
+        return NEAR_DUP.empty_table()
+    block = block.append_column("not_prior", pc.invert(block.column("prior"))).append_column(
+        "neg_area", pc.negate(block.column("area"))
+    )
+    block = block.sort_by([(c, "ascending") for c in ("label", "not_prior", "neg_area", "id")])
+    label = block.column("label").combine_chunks()
+    start = np.ones(len(block), dtype=bool)
+    start[1:] = pc.not_equal(label.slice(1), label.slice(0, len(label) - 1)).to_numpy(zero_copy_only=False)
+    h = block.column("h").to_numpy().view(np.uint64)
+    prior = block.column("prior").to_numpy(zero_copy_only=False)
+    text = pc.fill_null(block.column("text_key"), "").combine_chunks().dictionary_encode().indices.to_numpy()
+    ids = block.column("id").to_pylist()
+    out: dict[str, list[Any]] = {"id": [], "dup_of": [], "dist": []}
+    bounds = [*np.flatnonzero(start).tolist(), len(block)]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        kept = np.empty(hi - lo, dtype=np.int64)
+        n_kept = 0
+        for i in range(lo, hi):
+            if n_kept and not prior[i]:
+                them = kept[:n_kept]
+                dist = np.bitwise_count(h[them] ^ h[i])
+                near = np.flatnonzero((dist <= threshold) & (text[them] == text[i]))
+                if len(near):  # the survivors are in rank order: the first is the best-ranked
+                    out["id"].append(ids[i])
+                    out["dup_of"].append(ids[them[near[0]]])
+                    out["dist"].append(int(dist[near[0]]))
+                    continue
+            kept[n_kept] = i
+            n_kept += 1
     return pa.Table.from_pydict(out, schema=NEAR_DUP)
-
-
-def _pick(cols: dict[str, list[Any]], start: int, end: int, out: dict[str, list[Any]]) -> None:
-    """One component's edges (rows start..end) -> its rejected members appended to `out`."""
-    info: dict[str, tuple[bool, int, str]] = {}
-    near: dict[str, dict[str, int]] = {}
-    for k in range(start, end):
-        a, b, d = cols["a"][k], cols["b"][k], cols["dist"][k]
-        info[a] = rank(cols["a_area"][k], a, cols["a_prior"][k])
-        info[b] = rank(cols["b_area"][k], b, cols["b_prior"][k])
-        near.setdefault(a, {})[b] = d
-        near.setdefault(b, {})[a] = d
-    kept: set[str] = set()
-    for sid in sorted(info, key=info.__getitem__):
-        committed = not info[sid][0]  # exported by an earlier commit: it stays, whatever is near it
-        within = [s for s in near[sid] if s in kept]
-        if committed or not within:
-            kept.add(sid)
-            continue
-        best = min(within, key=info.__getitem__)
-        out["id"].append(sid)
-        out["dup_of"].append(best)
-        out["dist"].append(near[sid][best])

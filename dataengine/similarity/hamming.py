@@ -16,6 +16,7 @@ candidates per hash stay bounded and the cost stays near-linear in n.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb
@@ -102,10 +103,23 @@ def _flip_masks(positions: list[int], r: int) -> np.ndarray:
 
 def pairs_in_group(h: np.ndarray, group: int, cut: Bands) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Members of one group (their full hashes) -> (i, j, distance) with i < j for every pair within the
-    threshold that meets first in this group. Work: one sort and (values within r flips) lookups a member."""
-    empty = np.array([], dtype=np.int64)
-    if len(h) < 2:
+    threshold that meets first in this group (all of `iter_pairs_in_group`'s chunks at once)."""
+    chunks = list(iter_pairs_in_group(h, group, cut))
+    if not chunks:
+        empty = np.array([], dtype=np.int64)
         return empty, empty, empty
+    return tuple(np.concatenate(c) for c in zip(*chunks, strict=True))  # type: ignore[return-value]
+
+
+def iter_pairs_in_group(
+    h: np.ndarray, group: int, cut: Bands, max_pairs: int = 1 << 20
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Members of one group (their full hashes) -> chunks of (i, j, distance), i < j, for every pair within the
+    threshold that meets first in this group. Work: one sort and (values within r flips) lookups a member; memory:
+    about `max_pairs` candidate pairs at a time, so a dense group (thousands of hashes within the threshold of
+    each other, millions of pairs) streams instead of filling memory."""
+    if len(h) < 2:
+        return
     j, p = divmod(group, cut.r + 1)
     band_shift, band_width = cut.bands[j]
     part_shift, part_width = cut.parts[j][p]
@@ -126,12 +140,37 @@ def pairs_in_group(h: np.ndarray, group: int, cut: Bands) -> tuple[np.ndarray, n
     probes = x[src_probe] ^ masks[k]
     at = np.minimum(np.searchsorted(values, probes), len(values) - 1)  # one search over the distinct values
     counts = np.where(values[at] == probes, sizes[at], 0)
+    hits = np.flatnonzero(counts)
+    if len(hits) == 0:
+        return
+    src_probe, k, at, counts = src_probe[hits], k[hits], at[hits], counts[hits]
+    # cut the probes into runs of about max_pairs candidates (a probe's matches are never split)
+    cum = np.cumsum(counts)
+    cuts = np.unique(np.searchsorted(cum, np.arange(max_pairs, int(cum[-1]), max_pairs), side="right"))
+    for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(counts)], strict=True):
+        if hi > lo:
+            out = _pairs_of(h, src_probe[lo:hi], k[lo:hi], first[at[lo:hi]], counts[lo:hi], order, cut, j, p)
+            if len(out[0]):
+                yield out
+
+
+def _pairs_of(
+    h: np.ndarray,
+    src_probe: np.ndarray,
+    k: np.ndarray,
+    start: np.ndarray,
+    counts: np.ndarray,
+    order: np.ndarray,
+    cut: Bands,
+    j: int,
+    p: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matched probes (source member, flip mask index, first match in sorted order, matches) -> the pairs within
+    the threshold that meet first in group (band j, part p)."""
     total = int(counts.sum())
-    if total == 0:
-        return empty, empty, empty
     src = np.repeat(src_probe, counts)
     offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    dst = order[np.repeat(first[at], counts) + offsets]
+    dst = order[np.repeat(start, counts) + offsets]
     keep = (np.repeat(k, counts) != 0) | (src < dst)
     src, dst = src[keep], dst[keep]
     xor = h[src] ^ h[dst]
