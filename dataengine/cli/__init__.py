@@ -7,10 +7,11 @@ jobs       submit, status
 scheduler  scheduler
 translate  translate, serve translator, models pull
 scorer     train scorer, serve scorer
-bench      bench clean/tiling/translate/scorer, eval translation
+bench      bench clean/dedup/tiling/translate/scorer/stages/cluster, eval translation
+plan       plan capacity, plan wall
 """
 
-from dataengine.cli import bench, jobs, report, run, scheduler, scorer, translate  # noqa: F401  (registers them)
+from dataengine.cli import bench, jobs, plan, report, run, scheduler, scorer, translate  # noqa: F401  (registers them)
 from dataengine.cli.base import main
 
 __all__ = ["main"]
