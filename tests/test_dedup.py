@@ -193,8 +193,10 @@ def test_components_by_label_propagation_match_union_find(ray_local):
 def test_one_task_and_sharded_passes_decide_alike(ray_local):
     """Synthetic signatures with planted duplicates (`bench dedup`'s): the small-run path (each shuffle one
     block in one task, every band in one pass) and the sharded one (hash shuffles, one pass a band) reject the
-    same samples, naming the same survivors, and find every planted pair."""
+    same samples, naming the same survivors, and find every planted pair; `bench stages`' in-process decision
+    (what it times as dedup's unit cost) decides alike too."""
     from dataengine.bench.dedup import Plant, check, signatures
+    from dataengine.bench.stages import decide_in_process
     from dataengine.ops.dedup import collect, duplicates
 
     plant = Plant(3000, 4, dense=200)
@@ -210,3 +212,5 @@ def test_one_task_and_sharded_passes_decide_alike(ray_local):
         assert found["sample_recall"] == found["sample_pairs_decided"] == 1.0 and found["dense_cluster_kept"] == 1
         answers.append(sorted(zip(dups.column("id").to_pylist(), dups.column("dup_of").to_pylist(), strict=True)))
     assert answers[0] == answers[1] and len(answers[0]) > 2 * plant.exact
+    one = decide_in_process(signatures({"id": np.arange(3000)}, plant), DedupConfig())
+    assert sorted(zip(one.column("id").to_pylist(), one.column("dup_of").to_pylist(), strict=True)) == answers[0]

@@ -7,11 +7,12 @@ jobs       submit, status
 scheduler  scheduler
 translate  translate, serve translator, models pull
 scorer     train scorer, serve scorer
-bench      bench clean/tiling/translate/scorer, eval translation
+bench      bench clean/split-read/dedup/tiling/translate/scorer/stages/cluster, eval translation
 quality    assess, eval quality, bench quality
+plan       plan capacity, plan wall
 """
 
-from dataengine.cli import bench, jobs, quality, report, run, scheduler, scorer, translate  # noqa: F401  (registers them)
+from dataengine.cli import bench, jobs, plan, quality, report, run, scheduler, scorer, translate  # noqa: F401  (registers them)
 from dataengine.cli.base import main
 
 __all__ = ["main"]

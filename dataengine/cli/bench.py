@@ -1,5 +1,5 @@
 """Benchmark and evaluation commands: `bench clean`, `bench dedup`, `bench tiling`, `bench translate`,
-`bench scorer` and `eval translation` (their code is in dataengine.bench)."""
+`bench scorer`, `bench stages`, `bench cluster` and `eval translation` (their code is in dataengine.bench)."""
 
 from __future__ import annotations
 
@@ -196,6 +196,98 @@ def bench_scorer(ctx: click.Context, n: int, workers: int, steps: int | None, ve
         **metrics["final"],
     }
     console.print(json.dumps(summary))
+
+
+@bench.command("stages")
+@click.option("--scale", default=2000, type=int, help="scaled sample dataset to build and measure on")
+@click.option("--data", default=None, help="measure on this dataset instead of the scaled sample")
+@click.option("--sample", default=600, type=int, help="rows timed in one process (every k-th row of the dataset)")
+@click.option("--cpus", default=2, type=int, help="CPUs of the local Ray the calibration runs use")
+@click.option("--calibrate/--no-calibrate", default=True, help="fit Ray's efficiency from two clean.yaml runs")
+@click.option("--out", default=None, help="where to write the costs JSON (default: <storage>/bench/unit_costs.json)")
+@click.pass_context
+def bench_stages_cmd(
+    ctx: click.Context, scale: int, data: str | None, sample: int, cpus: int, calibrate: bool, out: str | None
+) -> None:
+    """Per-stage unit costs for `plan capacity` / `plan wall`: CPU stages timed in one process on a sample of the
+    dataset, GPU stages estimated, Ray's parallel efficiency fitted from two local runs; written as JSON."""
+    from dataengine import plan, sample_data
+    from dataengine.bench.stages import bench_stages
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # as Ray gives a 1-CPU task
+    storage = ctx.obj["storage"]
+    if data is None:
+        data = sample_data.ensure(join(storage, "datasets", f"demo-x{scale}"), scale=scale, console=console)
+    tiny = sample_data.ensure(join(storage, "datasets", "demo"), console=console) if calibrate else None
+    command = "dataengine bench stages " + (f"--data {data}" if data else f"--scale {scale}")
+    costs = bench_stages(data, storage, sample, cpus, tiny, command)
+    target = out or plan.costs_path(storage)
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    with open(target, "w", encoding="utf-8") as f:
+        json.dump(costs, f, indent=2)
+        f.write("\n")
+    table = Table("stage", "unit", "core-s a unit", "GPU-s a unit", "basis", title="bench stages")
+    for name, entry in costs["stages"].items():
+        gpu = entry.get("gpu_s")
+        table.add_row(
+            name, entry["unit"], str(entry.get("core_s", "")),
+            "" if gpu is None else f"{gpu}{' (estimate)' if entry.get('estimate') else ''}", entry["basis"][:60],
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"flow: {json.dumps(costs['flow'])}")
+    console.print(f"ray: {json.dumps(costs['ray'])}")
+    for run in costs.get("calibration_runs", []):
+        console.print(f"calibration run: {json.dumps(run)}")
+    console.print(f"wrote {target} ({costs['measured']['seconds']} s)")
+
+
+@bench.command("cluster")
+@click.option("--data", default=None, help="dataset to run (default: the scaled sample of --scale)")
+@click.option("--scale", default=5000, type=int, help="scaled sample dataset to build and use")
+@click.option("--pipeline", "pipeline_name", default="clean", show_default=True)
+@click.option("--nodes", default=3, type=int, show_default=True, help="nodes: a head and nodes - 1 workers")
+@click.option("--head-cpus", default=0, type=int, show_default=True, help="CPUs of the head (ray_cluster.yaml: 0)")
+@click.option("--worker-cpus", default=1, type=int, show_default=True, help="CPUs of each worker node")
+@click.option("--costs", "costs_file", default=None, help="unit costs JSON (default: <storage>/bench/, else shipped)")
+@click.pass_context
+def bench_cluster_cmd(
+    ctx: click.Context,
+    data: str | None,
+    scale: int,
+    pipeline_name: str,
+    nodes: int,
+    head_cpus: int,
+    worker_cpus: int,
+    costs_file: str | None,
+) -> None:
+    """The capacity planner against a real run: predict the wall of PIPELINE on a local cluster of NODES nodes
+    (`ray start` on 127.0.0.1), run it there, compare; the figures go to <storage>/bench/cluster-*.json."""
+    from dataengine import plan, sample_data
+    from dataengine.bench.cluster import bench_cluster
+
+    storage = ctx.obj["storage"]
+    try:
+        costs, origin = plan.load_costs(costs_file, storage)
+    except plan.PlanError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"unit costs: {origin}")
+    if data is None:
+        data = sample_data.ensure(join(storage, "datasets", f"demo-x{scale}"), scale=scale, console=console)
+    try:
+        result = bench_cluster(data, storage, costs, pipeline_name, nodes, head_cpus, worker_cpus, log=console.print)
+    except (ValueError, plan.PlanError) as exc:
+        raise click.ClickException(str(exc)) from None
+    result["costs"] = origin
+    target = join(storage, "bench", time.strftime("cluster-%Y%m%d-%H%M%S.json"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    table = Table("metric", "value", title=f"bench cluster ({nodes} nodes)")
+    for key, value in result.items():
+        if key != "prediction":
+            table.add_row(key, str(value))
+    console.print(table)
+    console.print(f"wrote {target}")
 
 
 @eval_group.command("translation")
