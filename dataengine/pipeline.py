@@ -56,6 +56,12 @@ class RaySpec(Strict):
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray started when no address is given")
     dashboard: bool = Field(False, description="start Ray's dashboard with the local Ray")
     progress: bool = True
+    object_store_budget_mb: int | None = Field(
+        None,
+        ge=64,
+        description="object store memory (MiB) a run's streaming blocks may hold at once; unset: Ray Data's "
+        "default share of the object store, which a large run fills and a small one does not",
+    )
 
 
 class PipelineSpec(Strict):
