@@ -62,6 +62,13 @@ class RaySpec(Strict):
         description="object store memory (MiB) a run's streaming blocks may hold at once; unset: Ray Data's "
         "default share of the object store, which a large run fills and a small one does not",
     )
+    block_mb: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="largest block (MiB) a stage hands the next; every stage of a worker's fused chain may hold one "
+        "in memory; unset: Ray Data's default (128 MiB)",
+    )
 
 
 class PipelineSpec(Strict):
