@@ -109,9 +109,8 @@ def test_a_run_applies_its_memory_bounds_even_when_ray_is_up(ray_local, tmp_path
 
     limits = ray.data.DataContext.get_current().execution_options
     try:
-        record = run(
-            tmp_path, make_dataset(tmp_path / "data", 2), spec(ray={"progress": False, "object_store_budget_mb": 256})
-        )
+        bounds = {"progress": False, "object_store_budget_mb": 256, "block_mb": 8}
+        record = run(tmp_path, make_dataset(tmp_path / "data", 2), spec(ray=bounds))
         assert record["accounting"]["ok"]
         assert limits.resource_limits.object_store_memory == 256 * 2**20
         assert ray.data.DataContext.get_current().target_max_block_size == 8 * 2**20
