@@ -63,11 +63,11 @@ class RaySpec(Strict):
         "default share of the object store, which a large run fills and a small one does not",
     )
     block_mb: int | None = Field(
-        None,
+        16,
         ge=1,
         le=1024,
         description="largest block (MiB) a stage hands the next; every stage of a worker's fused chain may hold one "
-        "in memory; unset: Ray Data's default (128 MiB)",
+        "in memory; null: Ray Data's default (128 MiB), which a large run's input pieces fill",
     )
 
 
