@@ -82,7 +82,7 @@ class DedupConfig(StageConfig):
     local_edges: int = Field(
         2_000_000,
         ge=0,
-        description="search links (about one a near-duplicate sample) up to which components are found in one "
+        description="search links (one to m*(r+1) a near-duplicate sample) up to which components are found in one "
         "task; above it, by rounds of label propagation over Ray Data joins",
     )
 
