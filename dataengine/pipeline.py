@@ -56,6 +56,19 @@ class RaySpec(Strict):
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray started when no address is given")
     dashboard: bool = Field(False, description="start Ray's dashboard with the local Ray")
     progress: bool = True
+    object_store_budget_mb: int | None = Field(
+        None,
+        ge=64,
+        description="object store memory (MiB) a run's streaming blocks may hold at once; unset: Ray Data's "
+        "default share of the object store, which a large run fills and a small one does not",
+    )
+    block_mb: int | None = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="largest block (MiB) a stage hands the next; every stage of a worker's fused chain may hold one "
+        "in memory; null: Ray Data's default (128 MiB), which a large run's input pieces fill",
+    )
 
 
 class PipelineSpec(Strict):

@@ -83,22 +83,29 @@ def _opt_into_token_auth() -> None:
 
 
 def init_ray(spec: PipelineSpec, address: str | None, quiet: bool = False) -> None:
-    """Connect to `address` or start a local Ray. `quiet` keeps workers' output in Ray's session logs
+    """Connect to `address` or start a local Ray (unless this process is connected already), then apply the
+    spec's Ray Data settings to this driver. `quiet` keeps workers' output in Ray's session logs
     (/tmp/ray/session_*/logs) and Ray's start-up lines below errors off the terminal."""
     import ray
 
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    opts: dict[str, Any] = {"log_to_driver": not quiet, "logging_level": logging.ERROR if quiet else logging.INFO}
-    if address:
-        _opt_into_token_auth()
-        ray.init(address=address, **opts)
-    else:
-        ray.init(num_cpus=spec.ray.num_cpus, include_dashboard=spec.ray.dashboard, **opts)
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+        opts: dict[str, Any] = {"log_to_driver": not quiet, "logging_level": logging.ERROR if quiet else logging.INFO}
+        if address:
+            _opt_into_token_auth()
+            ray.init(address=address, **opts)
+        else:
+            ray.init(num_cpus=spec.ray.num_cpus, include_dashboard=spec.ray.dashboard, **opts)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = spec.ray.progress
     ctx.print_on_execution_start = spec.ray.progress
+    default_block = ray.data.context.DEFAULT_TARGET_MAX_BLOCK_SIZE
+    ctx.target_max_block_size = default_block if spec.ray.block_mb is None else spec.ray.block_mb * 2**20
+    budget = spec.ray.object_store_budget_mb
+    limits = ctx.execution_options.resource_limits
+    ctx.execution_options.resource_limits = limits.copy(
+        object_store_memory=float("inf") if budget is None else budget * 2**20
+    )
 
 
 @contextmanager

@@ -190,7 +190,7 @@ def test_recording_is_a_no_op_without_ray_or_labels():
         from dataengine.ops.base import Worker
         from dataengine.core.rows import to_table, new_row
         op = Worker(REGISTRY["text"], {"op": "text"}, RunContext("r", "p", "/tmp/unused", "/tmp/unused"))
-        out = op(to_table([new_row(id="a", caption="ab"), new_row(id="b", caption="A long enough caption.")]))
+        out = op.table(to_table([new_row(id="a", caption="ab"), new_row(id="b", caption="A long enough caption.")]))
         assert out.column("reason").to_pylist() == ["caption_too_short", None]
         assert not ray.is_initialized()
         """

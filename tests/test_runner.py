@@ -101,6 +101,27 @@ def test_each_read_task_runs_as_its_own_ray_task(ray_local, tmp_path):
     assert first["stage"] == "read+resolve+image+export" and first["tasks"] == 4, record["stage_stats"]
 
 
+def test_a_run_applies_its_memory_bounds_even_when_ray_is_up(ray_local, tmp_path):
+    """`ray.object_store_budget_mb` bounds the object store a run's streaming blocks may hold (Ray Data's
+    resource limits on this driver) and `ray.block_mb` the blocks (16 MiB unless set); null restores Ray Data's
+    defaults."""
+    import ray
+
+    limits = ray.data.DataContext.get_current().execution_options
+    try:
+        bounds = {"progress": False, "object_store_budget_mb": 256, "block_mb": 8}
+        record = run(tmp_path, make_dataset(tmp_path / "data", 2), spec(ray=bounds))
+        assert record["accounting"]["ok"]
+        assert limits.resource_limits.object_store_memory == 256 * 2**20
+        assert ray.data.DataContext.get_current().target_max_block_size == 8 * 2**20
+    finally:
+        runner.init_ray(spec(ray={"progress": False, "block_mb": None}), None)
+    assert limits.resource_limits.object_store_memory == float("inf")
+    assert ray.data.DataContext.get_current().target_max_block_size == 128 * 2**20
+    runner.init_ray(spec(), None)
+    assert ray.data.DataContext.get_current().target_max_block_size == 16 * 2**20  # the default bound
+
+
 def test_same_input_same_ids_across_runs(ray_local, tmp_path):
     recs = make_dataset(tmp_path / "data", 3)
     first, second = run(tmp_path, recs), run(tmp_path, recs)

@@ -45,7 +45,7 @@ def test_the_wrapper_isolates_rows_and_passes_rejects_through():
     rows = [row(id="a", caption="fine"), row(id="b", caption="boom"), row(id="c", caption="fine too")]
     rows.append(row(id="e", caption="refuse"))
     rows.append({**row(id="d", caption="earlier"), "stage": "image", "reason": "too_small", "detail": "x"})
-    out = {r["id"]: r for r in worker(to_table(rows)).to_pylist()}
+    out = {r["id"]: r for r in worker.table(to_table(rows)).to_pylist()}
     assert out["a"]["text_key"] == "seen" and out["c"]["text_key"] == "seen"
     assert (out["b"]["stage"], out["b"]["reason"]) == ("text", "internal_error") and "boom" in out["b"]["detail"]
     assert (out["d"]["stage"], out["d"]["reason"], out["d"]["text_key"]) == ("image", "too_small", None)

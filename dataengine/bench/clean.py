@@ -14,11 +14,13 @@ import psutil
 
 class MemorySampler:
     """Background thread: peak summed PSS (falling back to RSS) of this process and all its descendants, and how
-    that peak split between the driver, Ray's workers and Ray's own processes (raylet, GCS, dashboard...)."""
+    that peak split between the driver, Ray's workers and Ray's own processes (raylet, GCS, dashboard...), and
+    when it came (seconds from the start)."""
 
     def __init__(self, interval: float = 0.5):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
         self.peak_parts: dict[str, int] = {}
+        self.peak_at = 0.0
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     @staticmethod
@@ -43,10 +45,11 @@ class MemorySampler:
         return sum(parts.values()), parts
 
     def _loop(self) -> None:
+        start = time.perf_counter()
         while not self._stop.is_set():
             total, parts = self._sample()
             if total > self.peak:
-                self.peak, self.peak_parts = total, parts
+                self.peak, self.peak_parts, self.peak_at = total, parts, time.perf_counter() - start
             self._stop.wait(self.interval)
 
     def __enter__(self) -> MemorySampler:
@@ -71,12 +74,12 @@ def spilled_bytes() -> int | None:
         return None
 
 
-def bench_clean(data: str, storage: str, num_cpus: int | None = None) -> dict[str, Any]:
-    """Run the clean pipeline once on `data`; return throughput, peak memory (PSS of the driver and every Ray
-    process), the object store's spilled bytes and the machine."""
+def bench_clean(data: str, storage: str, num_cpus: int | None = None, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run the clean pipeline once on `data` (with `sets` overrides); return throughput, peak memory (PSS of the
+    driver and every Ray process), the object store's spilled bytes and the machine."""
     from dataengine import pipeline, runner
 
-    overrides = ["ray.progress=false"] + ([f"ray.num_cpus={num_cpus}"] if num_cpus else [])
+    overrides = ["ray.progress=false", *([f"ray.num_cpus={num_cpus}"] if num_cpus else []), *sets]
     spec = pipeline.load("clean", overrides)
     with MemorySampler() as mem:
         t0 = time.perf_counter()
@@ -86,6 +89,7 @@ def bench_clean(data: str, storage: str, num_cpus: int | None = None) -> dict[st
     acc = record["accounting"]
     return {
         "run_id": record["run_id"],
+        "overrides": " ".join(sets) or "none",
         "inputs": acc["inputs"],
         "accepted": acc["accepted"],
         "rejected": acc["rejected"],
@@ -93,6 +97,7 @@ def bench_clean(data: str, storage: str, num_cpus: int | None = None) -> dict[st
         "samples_per_s": round(acc["inputs"] / wall, 1),
         "peak_memory_gib": round(mem.peak / 2**30, 2),
         "peak_memory_by_process_gib": {k: round(v / 2**30, 2) for k, v in sorted(mem.peak_parts.items())},
+        "peak_memory_at_s": round(mem.peak_at, 1),
         "object_store_spilled_mib": None if spilled is None else round(spilled / 2**20, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Ray num_cpus={num_cpus or os.cpu_count()}",

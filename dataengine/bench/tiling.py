@@ -149,7 +149,7 @@ class _TileOnly:
         self.stage = Worker(Tile, config, RunContext("bench", "bench", output, output, metrics=False))
 
     def __call__(self, batch: Any) -> Any:
-        out = self.stage(batch)
+        out = self.stage.table(batch)
         return out.drop_columns(["image_out", "image"])
 
 

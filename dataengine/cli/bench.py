@@ -1,5 +1,6 @@
-"""Benchmark and evaluation commands: `bench clean`, `bench dedup`, `bench tiling`, `bench translate`,
-`bench scorer`, `bench stages`, `bench cluster` and `eval translation` (their code is in dataengine.bench)."""
+"""Benchmark and evaluation commands: `bench clean`, `bench dedup`, `bench near-check`, `bench tiling`,
+`bench translate`, `bench scorer`, `bench stages`, `bench cluster` and `eval translation` (their code is in
+dataengine.bench)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from dataengine.cli.base import bench, console, eval_group
+from dataengine.cli.base import bench, console, eval_group, set_option
 from dataengine.cli.scorer import print_metrics, shapes_run
 from dataengine.cli.translate import translator_for
 from dataengine.core.storage import join
@@ -21,15 +22,18 @@ from dataengine.core.storage import join
 @click.option("--scale", default=5000, type=int, help="scaled sample dataset size to build and use")
 @click.option("--data", default=None, help="use this dataset instead of the scaled sample")
 @click.option("--num-cpus", default=None, type=int, help="CPUs for the local Ray (default: all)")
+@set_option("override a key of pipelines/clean.yaml, e.g. ray.object_store_budget_mb=512")
 @click.pass_context
-def bench_clean_cmd(ctx: click.Context, scale: int, data: str | None, num_cpus: int | None) -> None:
+def bench_clean_cmd(
+    ctx: click.Context, scale: int, data: str | None, num_cpus: int | None, sets: tuple[str, ...]
+) -> None:
     """Samples/s and peak memory of pipelines/clean.yaml on the scaled sample dataset."""
     from dataengine import sample_data
     from dataengine.bench.clean import bench_clean
 
     if data is None:
         data = sample_data.ensure(join(ctx.obj["storage"], "datasets", f"demo-x{scale}"), scale=scale, console=console)
-    result = bench_clean(data, ctx.obj["storage"], num_cpus)
+    result = bench_clean(data, ctx.obj["storage"], num_cpus, sets)
     table = Table("metric", "value", title="bench clean")
     for key, value in result.items():
         table.add_row(key, str(value))
@@ -57,7 +61,7 @@ def bench_split_read_cmd(ctx: click.Context, size_mb: int, split_mb: int, num_cp
 @click.option("--threshold", default=4, type=int, help="pHash Hamming threshold")
 @click.option("--num-cpus", default=None, type=int, help="CPUs for the local Ray (default: all)")
 @click.option("--partitions", default=None, type=int, help="hash partitions of every shuffle (default: by rows)")
-@click.option("--local-edges", default=None, type=int, help="edges up to which components run in one task")
+@click.option("--local-edges", default=None, type=int, help="search links up to which components run in one task")
 def bench_dedup_cmd(
     n: int, threshold: int, num_cpus: int | None, partitions: int | None, local_edges: int | None
 ) -> None:
@@ -73,6 +77,32 @@ def bench_dedup_cmd(
     for key, value in result.items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+@bench.command("near-check")
+@click.option("--data", required=True, help="a scaled sample dataset (`dataengine sample-data --scale N`)")
+@click.option("--docs", default=800, type=int, help="rendered documents of its scaled set to pair up")
+@click.option("--copies", default=12, type=int, help="near copies made from each sample photo")
+@click.option("--crop", default=0.02, type=float, help="most of each side a near copy crops away")
+@click.option("--threshold", default=4, type=int, help="pHash Hamming threshold")
+def bench_near_check_cmd(data: str, docs: int, copies: int, crop: float, threshold: int) -> None:
+    """Second signatures for pHash's candidate pairs: same-template documents kept apart at full near-copy recall."""
+    from dataengine.bench.near_check import bench_near_check
+
+    try:
+        result = bench_near_check(data, docs, copies, crop, threshold)
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from None
+    checks = result.pop("checks")
+    table = Table("metric", "value", title="bench near-check")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    per = Table("second check", "bytes", "threshold (near-copy recall 1.0)", "document pairs kept apart")
+    for name, found in checks.items():
+        per.add_row(name, str(found["bytes"]), str(found["threshold_for_recall_1"]),
+                    str(found["document_pairs_kept_apart"]))  # fmt: skip
+    console.print(per)
 
 
 @bench.command("tiling")

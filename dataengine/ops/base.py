@@ -19,6 +19,7 @@ import json
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar, Literal
@@ -344,12 +345,17 @@ class Worker:
             self.stage.setup()
         self.metrics = StageMetrics(ctx.stage_labels(stage.name))
 
-    def __call__(self, block: pa.Table) -> pa.Table:
-        """One Ray block, `batch_size` rows at a time (`StageConfig.ray_args` says why Ray batches are blocks)."""
+    def __call__(self, block: pa.Table) -> Iterator[pa.Table]:
+        """One Ray block, `batch_size` rows at a time, each batch's output yielded when done (`StageConfig.ray_args`
+        says why Ray batches are blocks). Yielding keeps a stage that adds bytes (resolve reads the images) from
+        holding a whole block's output: a large input piece's block of metadata would become gigabytes."""
         size = self.stage.config.batch_size
-        if len(block) <= size:
-            return self._batch(block)
-        return pa.concat_tables([self._batch(block.slice(i, size)) for i in range(0, len(block), size)])
+        for i in range(0, len(block) or 1, size):
+            yield self._batch(block.slice(i, size))
+
+    def table(self, block: pa.Table) -> pa.Table:
+        """`__call__`'s outputs as one table (for callers outside Ray Data)."""
+        return pa.concat_tables(list(self(block)))
 
     def _batch(self, batch: pa.Table) -> pa.Table:
         started = time.perf_counter()
@@ -361,14 +367,14 @@ class Worker:
 _workers: dict[str, Worker] = {}
 
 
-def _task(batch: pa.Table, stage: type[Stage], config: dict[str, Any], ctx: RunContext) -> pa.Table:
+def _task(batch: pa.Table, stage: type[Stage], config: dict[str, Any], ctx: RunContext) -> Iterator[pa.Table]:
     """Task-mode UDF: one Worker per (stage, config, run) and process, built on its first batch."""
     key = json.dumps([stage.name, config, ctx.run_id, ctx.output], sort_keys=True, default=str)
     if key not in _workers:
         if len(_workers) >= 64:  # a long-lived worker process serving many runs
             _workers.clear()
         _workers[key] = Worker(stage, config, ctx)
-    return _workers[key](batch)
+    yield from _workers[key](batch)
 
 
 def _map(ds: Any, stage: type[Stage], config: StageConfig, ctx: RunContext) -> Any:

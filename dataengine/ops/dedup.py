@@ -82,7 +82,7 @@ class DedupConfig(StageConfig):
     local_edges: int = Field(
         2_000_000,
         ge=0,
-        description="search links (about one a near-duplicate sample) up to which components are found in one "
+        description="search links (one to m*(r+1) a near-duplicate sample) up to which components are found in one "
         "task; above it, by rounds of label propagation over Ray Data joins",
     )
 
@@ -122,16 +122,10 @@ def _prior_text_key(row: dict[str, Any]) -> str:
 
 def pick_exact(block: pa.Table) -> pa.Table:
     """Whole exact-duplicate groups (hash-partitioned by `exact_key`) -> every member, with `exact_of` set to its
-    group's survivor (best `components.rank`) for the others. Vectorised: one sort a block."""
+    group's survivor (best `components.rank`) for the others. Vectorised: one sort a block (`components.ranked`)."""
     if len(block) == 0:
         return EXACT_SCHEMA.empty_table()
-    block = block.append_column("not_prior", pc.invert(block.column("prior"))).append_column(
-        "neg_area", pc.negate(block.column("area"))
-    )
-    block = block.sort_by([(c, "ascending") for c in ("exact_key", "not_prior", "neg_area", "id")])
-    key = block.column("exact_key").combine_chunks()
-    first = np.ones(len(block), dtype=bool)
-    first[1:] = pc.not_equal(key.slice(1), key.slice(0, len(key) - 1)).to_numpy(zero_copy_only=False)
+    block, first = components.ranked(block, "exact_key")
     survivor_at = np.maximum.accumulate(np.where(first, np.arange(len(block)), 0))
     survivor = block.column("id").take(pa.array(survivor_at))
     exact_of = pc.if_else(pa.array(first), pa.nulls(len(block), pa.string()), survivor)

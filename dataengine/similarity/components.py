@@ -88,6 +88,19 @@ def rank(area: int, sid: str, prior: bool = False) -> tuple[bool, int, str]:
     return (not prior, -area, sid)
 
 
+def ranked(block: pa.Table, group: str) -> tuple[pa.Table, np.ndarray]:
+    """Rows (with `prior`, `area`, `id`) sorted by `group`, then in `rank` order inside each group; and a mask of
+    each group's first row (its best-ranked member). Vectorised: one sort a block."""
+    block = block.append_column("not_prior", pc.invert(block.column("prior"))).append_column(
+        "neg_area", pc.negate(block.column("area"))
+    )
+    block = block.sort_by([(c, "ascending") for c in (group, "not_prior", "neg_area", "id")])
+    key = block.column(group).combine_chunks()
+    first = np.ones(len(block), dtype=bool)
+    first[1:] = pc.not_equal(key.slice(1), key.slice(0, len(key) - 1)).to_numpy(zero_copy_only=False)
+    return block, first
+
+
 def _s(col: Any) -> pa.Array:
     """One string array (joins and shuffles may hand back chunked or large_string columns)."""
     return col.combine_chunks().cast(pa.string())
@@ -195,13 +208,7 @@ def survivors(block: pa.Table, threshold: int) -> pa.Table:
     in its component: members in rank order, each checked against the survivors picked before it."""
     if len(block) == 0:
         return NEAR_DUP.empty_table()
-    block = block.append_column("not_prior", pc.invert(block.column("prior"))).append_column(
-        "neg_area", pc.negate(block.column("area"))
-    )
-    block = block.sort_by([(c, "ascending") for c in ("label", "not_prior", "neg_area", "id")])
-    label = block.column("label").combine_chunks()
-    start = np.ones(len(block), dtype=bool)
-    start[1:] = pc.not_equal(label.slice(1), label.slice(0, len(label) - 1)).to_numpy(zero_copy_only=False)
+    block, start = ranked(block, "label")
     h = block.column("h").to_numpy().view(np.uint64)
     prior = block.column("prior").to_numpy(zero_copy_only=False)
     text = pc.fill_null(block.column("text_key"), "").combine_chunks().dictionary_encode().indices.to_numpy()
