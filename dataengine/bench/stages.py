@@ -130,11 +130,11 @@ def run_worker(stage: type, config: Any, table: pa.Table, ctx: RunContext) -> tu
     A few rows go through first, untimed: what a worker process loads once (language profiles, codecs) is a
     per-worker cost, not a per-row one."""
     worker = Worker(stage, config.model_dump(), ctx)
-    worker(table.slice(0, 8))
+    worker.table(table.slice(0, 8))
     size, parts = config.batch_size, []
     started = time.perf_counter()
     for lo in range(0, len(table), size):
-        parts.append(worker(table.slice(lo, size)))
+        parts.append(worker.table(table.slice(lo, size)))
     seconds = time.perf_counter() - started
     return (pa.concat_tables(parts) if parts else table), seconds
 
