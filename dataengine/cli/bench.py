@@ -246,10 +246,10 @@ def bench_stages_cmd(
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as Ray gives a 1-CPU task
     storage = ctx.obj["storage"]
+    command = "dataengine bench stages " + (f"--data {data}" if data else f"--scale {scale}")
     if data is None:
         data = sample_data.ensure(join(storage, "datasets", f"demo-x{scale}"), scale=scale, console=console)
     tiny = sample_data.ensure(join(storage, "datasets", "demo"), console=console) if calibrate else None
-    command = "dataengine bench stages " + (f"--data {data}" if data else f"--scale {scale}")
     costs = bench_stages(data, storage, sample, cpus, tiny, command)
     target = out or plan.costs_path(storage)
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
