@@ -6,9 +6,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 import yaml
+from llm_helpers import build_tiny_llm
 from scorer_helpers import save_tiny_scorer
 
 from dataengine import pipeline, runner, sample_data
+from dataengine.quality.judge import RUBRIC_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +18,14 @@ def demo_run(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     data = sample_data.ensure(str(root / "datasets" / "demo"))
     raw = yaml.safe_load(pipeline.find("demo").read_text())
-    # the real 1.1 GB demo LLM is not part of the default suite: test_translate_real.py covers it (opt-in)
+    # the real 1.1 GB demo LLM is not part of the default suite (test_translate_real.py covers it, opt-in): no
+    # translation, and the quality stage rates with a tiny LLM whose ratings mean nothing, so none filters
     raw["stages"] = [s for s in raw["stages"] if s["op"] != "translate"]
+    for stage in raw["stages"]:
+        if stage["op"] == "quality":
+            stage["model"] = str(build_tiny_llm(root / "tiny-llm", weight_std=1.0))
+        if stage["op"] == "filter":
+            assert stage.pop("min_quality_en") and stage.pop("min_quality_zh") and stage.pop("min_translation_qe")
     raw["ray"]["progress"] = False
     save_tiny_scorer(str(root), name="demo-scorer")  # untrained: the demo trains its own on the shapes world
     return runner.run(pipeline.parse(raw), input_uri=data, storage=str(root))
@@ -66,3 +74,11 @@ def test_demo_scores_every_accepted_sample(demo_run):
     assert samples["scorer_model"].unique().to_list() == ["demo-scorer:v1"]
     assert samples.filter(pl.col("match_en").is_null() & pl.col("match_zh").is_null()).height == 0
     assert samples.filter(pl.col("language") == "zh")["match_zh"].null_count() == 0
+
+
+def test_demo_rates_every_accepted_text(demo_run):
+    samples = pl.read_parquet(demo_run["files"]["samples"])
+    assert samples["quality_rubric"].unique().to_list() == [RUBRIC_VERSION]
+    for lang in ("en", "zh"):
+        rated = samples.filter(pl.col("language") == lang)[f"quality_{lang}"]
+        assert rated.null_count() == 0 and rated.min() >= 0 and rated.max() <= 10
