@@ -131,14 +131,18 @@ def eval_translations(judge: Judge | None, rows: list[dict[str, Any]], back: boo
     return result
 
 
-def evaluate(judge: Judge | None, limit: int | None = None, back: bool = False) -> dict[str, Any]:
-    """Both parts; `judge` None scores the rules alone (no model)."""
-    captions = _subsample(load("captions"), limit)
-    translations = _subsample(load("translations"), limit, key="pair")
-    out = {
-        "captions": eval_captions(judge, captions),
-        "translations": eval_translations(judge, translations, back),
-    }
+PARTS = ("captions", "translations")
+
+
+def evaluate(
+    judge: Judge | None, limit: int | None = None, back: bool = False, parts: tuple[str, ...] = PARTS
+) -> dict[str, Any]:
+    """The named parts (both by default); `judge` None scores the rules alone (no model)."""
+    out: dict[str, Any] = {}
+    if "captions" in parts:
+        out["captions"] = eval_captions(judge, _subsample(load("captions"), limit))
+    if "translations" in parts:
+        out["translations"] = eval_translations(judge, _subsample(load("translations"), limit, key="pair"), back)
     if judge is not None:
         out["model"], out["scoring"] = judge.model, judge.method
         out["llm_calls"] = judge.llm_calls

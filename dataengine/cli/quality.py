@@ -66,6 +66,9 @@ def assess_cmd(
 @click.option("--limit", default=None, type=int, help="about this many items a part, spread over the set")
 @click.option("--back-translation/--no-back-translation", default=False, help="also the back-translation chrF")
 @click.option("--rules-only", is_flag=True, default=False, help="no model: the rule signals alone")
+@click.option(
+    "--part", "parts", type=click.Choice(["captions", "translations"]), multiple=True, help="only this part (repeat)"
+)
 @click.option("--json-out", default=None, help="write the full result here")
 @click.option("--cost-n", default=0, type=int, help="then also `bench quality --n N` with the loaded model")
 @click.pass_context
@@ -79,18 +82,19 @@ def eval_quality(
     limit: int | None,
     back_translation: bool,
     rules_only: bool,
+    parts: tuple[str, ...],
     json_out: str | None,
     cost_n: int,
 ) -> None:
     """ROC-AUC of each quality signal on the shipped labelled set: good against junk captions (EN, ZH) and good
     against corrupted translations, per kind."""
-    from dataengine.bench.eval_quality import evaluate
+    from dataengine.bench.eval_quality import PARTS, evaluate
 
     judge = None if rules_only else judge_for_cli(ctx.obj["storage"], model, engine, base_url, batch_size, scoring)
     t0 = time.perf_counter()
-    result = evaluate(judge, limit, back_translation)
+    result = evaluate(judge, limit, back_translation, parts or PARTS)
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    for part in ("captions", "translations"):
+    for part in parts or PARTS:
         r = result[part]
         names = list(r["overall"])
         table = Table("kind", "n", *names, title=f"{part}: {r['items']} items, {r['good']} good (ROC-AUC)")

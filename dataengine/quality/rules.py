@@ -156,6 +156,9 @@ class CaptionRules(Strict):
     numeric: bool = Field(True, description="numeric_caption: digits and punctuation, no letter")
     keyword_list: bool = Field(True, description="keyword_list: hashtags, or a long list of short keywords")
     min_keywords: int = Field(10, ge=2, description="separated items that make a keyword list")
+    min_spaced_keywords: int = Field(
+        3, ge=2, description="Chinese items split by spaces alone (Chinese writes no spaces) that make a keyword list"
+    )
     min_hashtags: int = Field(2, ge=1, description="hashtags that make a hashtag list")
     hashtag_share: float = Field(0.7, gt=0, le=1, description="share of the letters inside hashtags that rejects")
     symbol_flood: bool = Field(True, description="symbol_flood: a run or a large share of emoji, symbols, !?*~")
@@ -214,7 +217,9 @@ def numeric(caption: str) -> bool:
 def keyword_list(caption: str, rules: CaptionRules | None = None) -> str | None:
     """Why the caption is a list of tags rather than a description, or None: hashtags holding most of its letters
     (`#sunset #beach #summer`), or `min_keywords` or more short separated items (at most three words or six CJK
-    characters each) with no word that a sentence needs (articles, prepositions, pronouns; 的了着是在…)."""
+    characters each) with no word that a sentence needs (articles, prepositions, pronouns; 的了着是在…). Chinese
+    items split by spaces alone (`城市 夜景 灯光`) need only `min_spaced_keywords`, of at most four characters
+    each: Chinese writes no spaces between words, but it may between lines of verse."""
     r = rules or CaptionRules()
     letters = sum(c.isalpha() for c in caption)
     tags = HASHTAG.findall(caption)
@@ -223,8 +228,13 @@ def keyword_list(caption: str, rules: CaptionRules | None = None) -> str | None:
         return f"{len(tags)} hashtags hold {in_tags / letters:.0%} of the letters"
     cjk_only = not any(c.isascii() and c.isalpha() for c in caption)
     items = [i for i in (LIST_SEPARATORS_CJK if cjk_only else LIST_SEPARATORS).split(caption) if i.strip()]
-    if len(items) < r.min_keywords or SENTENCE_WORDS.search(caption) or ZH_SENTENCE_CHARS.intersection(caption):
+    spaced = cjk_only and HAN.search(caption) is not None and not LIST_SEPARATORS.search(caption.strip())
+    if len(items) < (r.min_spaced_keywords if spaced else r.min_keywords):
         return None
+    if SENTENCE_WORDS.search(caption) or ZH_SENTENCE_CHARS.intersection(caption):
+        return None
+    if spaced and len(items) < r.min_keywords and any(len(HAN.findall(i)) > 4 for i in items):
+        return None  # a line of verse (five or seven characters) is not a tag
     if all(len(i.split()) <= 3 and len(HAN.findall(i)) <= 6 for i in items):
         return f"{len(items)} short separated items and no sentence"
     return None
