@@ -97,9 +97,16 @@ class PipelineSpec(Strict):
                 raise ValueError(f"stages[{i}] ({op}) runs on an actor pool: set compute.kind: actors")
         if "score" in ops and "translate" in ops and ops.index("translate") > ops.index("score"):
             raise ValueError("stages: 'translate' must come before 'score' (match_zh scores the translation)")
-        if "quality" in ops and "translate" in ops and ops.index("translate") > ops.index("quality"):
-            raise ValueError("stages: 'translate' must come before 'quality' (translation_qe rates the translation)")
-        for late in ("translate", "quality", "tile", "score"):  # costly stages work on surviving samples only
+        quality = self.stage("quality") if "quality" in ops else None
+        rates_pairs = quality is not None and (quality.translation_qe or quality.back_translation)
+        if rates_pairs and "translate" in ops and ops.index("translate") > ops.index("quality"):
+            raise ValueError(
+                "stages: 'translate' must come before 'quality' (translation_qe rates the translation; "
+                "set translation_qe: false to rate only the texts as written)"
+            )
+        # costly stages work on surviving samples only; quality may rate before dedup, so that on one machine a
+        # dataset stage between it and translate keeps one copy of the LLM loaded at a time (pipelines/demo.yaml)
+        for late in ("translate", "tile", "score"):
             if "dedup" in ops and late in ops and ops.index(late) < ops.index("dedup"):
                 raise ValueError(f"stages: '{late}' must come after 'dedup' (only surviving samples are processed)")
         if "score" in ops and not self.stage("tile").thumbnail:

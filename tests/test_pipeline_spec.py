@@ -61,6 +61,16 @@ def test_stage_order_rules(ops, msg):
         parse({"name": "t", "stages": [{"op": o} for o in ops]})
 
 
+def test_quality_before_translate_only_when_it_rates_no_translation():
+    ops = ["resolve", "image", "text", "language", "quality", "dedup", "translate", "export"]
+    stages = [{"op": o} for o in ops]
+    stages[4].update(compute={"kind": "actors"})
+    with pytest.raises(PipelineError, match="'translate' must come before 'quality'"):
+        parse({"name": "t", "stages": stages})
+    stages[4].update(translation_qe=False)
+    assert [s.op for s in parse({"name": "t", "stages": stages}).stages] == ops  # before dedup too
+
+
 def test_resources_and_compute_map_to_ray_args():
     spec = parse(
         {
