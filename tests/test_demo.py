@@ -25,7 +25,7 @@ def demo_run(ray_local, tmp_path_factory):
         if stage["op"] == "quality":
             stage["model"] = str(build_tiny_llm(root / "tiny-llm", weight_std=1.0))
         if stage["op"] == "filter":
-            assert stage.pop("min_quality_en") and stage.pop("min_quality_zh") and stage.pop("min_translation_qe")
+            assert stage.pop("min_quality_en") and stage.pop("min_quality_zh")
     raw["ray"]["progress"] = False
     save_tiny_scorer(str(root), name="demo-scorer")  # untrained: the demo trains its own on the shapes world
     return runner.run(pipeline.parse(raw), input_uri=data, storage=str(root))
