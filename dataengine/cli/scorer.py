@@ -36,7 +36,7 @@ def ensure_demo_scorer(storage: str) -> str:
         pass
     console.print("demo scorer: training the tiny InternVL scorer on the shapes world (once, about 8 min on 2 cores)")
     output = shapes_run(storage, 1200)
-    metrics = train(output, TrainConfig(name="demo-scorer", steps=800, generative_steps=300, eval_every=400), storage)
+    metrics = train(output, TrainConfig(name="demo-scorer", steps=500, generative_steps=200, eval_every=250), storage)
     print_metrics(metrics)
     return resolve_checkpoint("demo-scorer", storage)
 
