@@ -66,6 +66,53 @@ def build_tiny_llm(path: Path, weight_std: float | None = None) -> Path:
     return path
 
 
+def build_tiny_gguf(path: Path) -> Path:
+    """The tiny model (large random weights) written as a float32 GGUF file with its BPE tokenizer, as llama.cpp
+    lays one out (gguf's tensor-name map for qwen2), for the registry's GGUF -> folder conversion."""
+    import gguf
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = build_tiny_llm(path / "src", weight_std=1.0)
+    lm, tok = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32), AutoTokenizer.from_pretrained(src)
+    cfg = lm.config
+    out = path / "tiny.gguf"
+    w = gguf.GGUFWriter(str(out), "qwen2")
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    state = json.loads(tok.backend_tokenizer.to_str())
+    tokens = [f"[UNUSED{i}]" for i in range(cfg.vocab_size)]  # the embedding has a few rows past the vocabulary
+    types = [gguf.TokenType.UNUSED] * cfg.vocab_size
+    for text, i in state["model"]["vocab"].items():
+        tokens[i], types[i] = text, gguf.TokenType.NORMAL
+    for added in state["added_tokens"]:
+        tokens[added["id"]], types[added["id"]] = added["content"], gguf.TokenType.CONTROL
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in state["model"]["merges"]])
+    w.add_eos_token_id(tok.eos_token_id)
+    w.add_pad_token_id(tok.pad_token_id)
+    w.add_chat_template(tok.chat_template)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, cfg.num_hidden_layers)
+    for key, tensor in lm.state_dict().items():
+        if key != "lm_head.weight":  # tied to the embedding
+            w.add_tensor(names.get_name(key, try_suffixes=(".weight", ".bias")), tensor.numpy().astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
+
+
 DICTIONARY = {
     "A red car parked on the street.": "一辆红色的汽车停在街上。",
     "A dog runs on the grass with 2 balls.": "一只狗带着2个球在草地上奔跑。",

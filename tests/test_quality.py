@@ -276,9 +276,34 @@ def test_translator_retries_a_low_qe_translation(tmp_path):
     t = Translator(engine, None, judge=judge, min_qe=50)
     (out,) = t.translate_samples([{"caption": "A dog on the grass."}])
     assert out.status == "ok" and out.attempts == 2 and engine.strict == [False, True]
+    assert out.qe == 90.0  # the rating of the translation kept, for the sample's translation_qe
     never = Translator(Translating(), None, judge=type("J", (), {"translation_qe": lambda s, p: [10.0]})(), min_qe=50)
     (out,) = never.translate_samples([{"caption": "A dog on the grass."}])
     assert out.status == "failed:low_qe" and "10.0 < 50" in out.detail
+
+
+def test_translator_keeps_the_lowest_turn_qe_and_reads_it_back_from_the_cache(tmp_path):
+    """A conversation's translation_qe is its lowest-rated turn; a cache hit carries the stored rating."""
+    from dataengine.translate.cache import TranslationCache
+
+    class Translating(Engine):
+        name, model, server = "t", "t", "memory"
+
+        def generate(self, batch, *, max_new_tokens, temperature):
+            return [Completion("一只狗在草地上。", "stop") for _ in batch]
+
+    ratings = {"What is on the grass?": 80.0, "A dog on the grass.": 65.0}
+    judge = type("J", (), {"translation_qe": lambda self, pairs: [ratings[src] for src, _ in pairs]})()
+    turns = [{"from": "human", "value": "What is on the grass?"}, {"from": "gpt", "value": "A dog on the grass."}]
+    engine = Translating()
+    cache = TranslationCache(str(tmp_path), engine, "p1", "none")
+    (out,) = Translator(engine, cache, judge=judge, min_qe=50).translate_samples([{"conversations": turns}])
+    assert out.status == "ok" and out.qe == 65.0 and out.cache_hits == 0
+    cache = TranslationCache(str(tmp_path), engine, "p1", "none")
+    (again,) = Translator(engine, cache, judge=judge, min_qe=50).translate_samples([{"conversations": turns}])
+    assert again.cache_hits == 2 and again.qe == 65.0
+    (plain,) = Translator(engine, cache).translate_samples([{"conversations": turns}])
+    assert plain.qe is None  # no min_qe: the translator does not rate, the sample carries no QE
 
 
 # ---------------------------------------------------------------- dataengine assess

@@ -112,14 +112,17 @@ def run(
 def demo(ctx: click.Context, rebuild: bool, sets: tuple[str, ...], verbose: bool) -> None:
     """Build the offline sample dataset (if missing) and run pipelines/demo.yaml on it."""
     from dataengine import sample_data
-    from dataengine.models import pull
+    from dataengine.models import ModelError, pull
 
     target = join(ctx.obj["storage"], "datasets", "demo")
     sample_data.ensure(target, rebuild=rebuild, console=console)
     spec = pipeline.load("demo", sets)
-    needed = {s.model for s in spec.stages if s.op == "translate" and s.engine == "transformers"}
+    needed = {s.model for s in spec.stages if s.op in ("translate", "quality") and s.engine == "transformers"}
     for name in sorted(needed & {"demo-translator"}):
-        pull(name, ctx.obj["storage"], log=console.print)  # no-op once registered
+        try:
+            pull(name, ctx.obj["storage"], log=console.print)  # no-op once registered and converted
+        except ModelError as exc:
+            raise click.ClickException(str(exc)) from None
     if "demo-scorer" in {s.model for s in spec.stages if s.op == "score"}:
         from dataengine.cli.scorer import ensure_demo_scorer
 

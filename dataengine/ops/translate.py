@@ -176,6 +176,8 @@ class Translate(BatchStage):
             )
             if out.status == "ok":
                 row["caption_zh"], row["conversations_zh"] = out.caption_zh, out.conversations_zh
+                if out.qe is not None:  # rated with min_qe: the lowest rating of the sample's translated texts
+                    row["translation_qe"] = out.qe
             elif self.cfg.on_failure == "reject":
                 reject(row, STAGE, "translation_" + out.status.split(":", 1)[1], out.detail)
         return rows

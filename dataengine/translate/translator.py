@@ -24,6 +24,7 @@ class Segment:
     failure: tuple[str, str] | None = None
     attempts: int = 0
     cached: bool = False
+    qe: float | None = None  # the translation's QE rating (0-100) when the translator rates with min_qe
 
     def __post_init__(self) -> None:
         self.protected = prompt.protect(self.source)
@@ -39,6 +40,7 @@ class Outcome:
     detail: str = ""
     attempts: int = 0
     cache_hits: int = 0
+    qe: float | None = None  # the lowest QE of the sample's rated texts (with min_qe), else None
 
 
 class Translator:
@@ -85,6 +87,7 @@ class Translator:
             hit = self.cache.get(seg.source, accept=lambda rec, seg=seg: self._valid(seg, rec)) if self.cache else None
             if hit is not None:
                 seg.result, seg.cached = seg.protected.restore(hit["output"]), True
+                seg.qe = hit.get("qe") if self.min_qe is not None else None
             elif not prompt.has_words(seg.protected.text):
                 seg.result = seg.source  # only tags/markup/numbers: nothing to translate
             else:
@@ -119,7 +122,7 @@ class Translator:
                     if self.min_qe is not None and score is not None and score < self.min_qe:
                         seg.failure = ("low_qe", f"translation_qe {score:.1f} < {self.min_qe}")
                         continue
-                    seg.result = seg.protected.restore(text)
+                    seg.result, seg.qe = seg.protected.restore(text), score
                     if self.cache:
                         self.cache.put(seg.source, seg.result, output=text, attempts=attempt, qe=score)
             todo = [s for s in todo if s.result is None]
@@ -147,7 +150,12 @@ class Translator:
         self.translate_segments([seg for segs in per_sample for seg in segs])
         outcomes = []
         for sample, segs in zip(samples, per_sample, strict=True):
-            out = Outcome(attempts=max((s.attempts for s in segs), default=0), cache_hits=sum(s.cached for s in segs))
+            rated = [s.qe for s in segs if s.qe is not None]
+            out = Outcome(
+                attempts=max((s.attempts for s in segs), default=0),
+                cache_hits=sum(s.cached for s in segs),
+                qe=min(rated) if rated else None,
+            )
             failed = next((s for s in segs if s.result is None), None)
             if failed is not None:
                 reason, detail = failed.failure or ("no_output", "")

@@ -50,7 +50,7 @@ class TransformersEngine(Engine):
         except ModelError as exc:
             raise EngineError(str(exc)) from None
         self.model = local.name
-        self.server = os.path.join(local.path, local.gguf_file or "")
+        self.server = local.origin or os.path.join(local.path, local.gguf_file or "")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if num_threads:
             torch.set_num_threads(num_threads)
