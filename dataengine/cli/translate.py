@@ -19,7 +19,7 @@ from dataengine.serving import api_key_option
 @click.pass_context
 def models_pull(ctx: click.Context, name: str, no_convert: bool) -> None:
     """Assemble, verify (sha256) and register a model, e.g. demo-translator, and keep a float32 copy of a GGUF
-    model's weights that later loads read in seconds."""
+    model's weights that later loads read in about 20 s."""
     from dataengine.models import ModelError, pull
 
     try:

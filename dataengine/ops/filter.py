@@ -33,7 +33,9 @@ class FilterConfig(StageConfig):
     max_drift: float | None = Field(None, ge=0, le=1, description="reject when match_en - match_zh exceeds it")
     min_quality_en: float | None = Field(None, ge=0, le=10, description="quality stage: LLM rating of the English")
     min_quality_zh: float | None = Field(None, ge=0, le=10, description="quality stage: LLM rating of the Chinese")
-    min_translation_qe: float | None = Field(None, ge=0, le=100, description="quality stage: translation QE")
+    min_translation_qe: float | None = Field(
+        None, ge=0, le=100, description="translation QE: the quality stage's, or translate's min_qe rating"
+    )
     keep_top_fraction: float | None = Field(None, gt=0, le=1, description="keep this fraction, best first")
     top_by: Literal["match_en", "match_zh", "match_min", "match_mean"] = "match_mean"
     missing: Literal["keep", "reject"] = Field("keep", description="a sample lacking the score a rule needs")

@@ -40,7 +40,7 @@ class Outcome:
     detail: str = ""
     attempts: int = 0
     cache_hits: int = 0
-    qe: float | None = None  # the lowest QE of the sample's rated texts (with min_qe), else None
+    qe: float | None = None  # with min_qe: the lowest QE of the sample's texts; None if one is unrated
 
 
 class Translator:
@@ -150,11 +150,13 @@ class Translator:
         self.translate_segments([seg for segs in per_sample for seg in segs])
         outcomes = []
         for sample, segs in zip(samples, per_sample, strict=True):
-            rated = [s.qe for s in segs if s.qe is not None]
+            # with min_qe every segment with words was rated; one the judge could not rate leaves the sample unrated
+            rated = [s.qe for s in segs if prompt.has_words(s.protected.text)]
+            scores = [q for q in rated if q is not None]
             out = Outcome(
                 attempts=max((s.attempts for s in segs), default=0),
                 cache_hits=sum(s.cached for s in segs),
-                qe=min(rated) if rated else None,
+                qe=min(scores) if scores and len(scores) == len(rated) else None,
             )
             failed = next((s for s in segs if s.result is None), None)
             if failed is not None:

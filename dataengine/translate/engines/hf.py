@@ -59,6 +59,10 @@ class TransformersEngine(Engine):
             kw["gguf_file"] = local.gguf_file
         self.tokenizer = AutoTokenizer.from_pretrained(local.path, **kw)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        if local.gguf_file:  # every block de-quantised, never left packed for a kernel (oneDNN swaps the layers)
+            from transformers import GgufConfig
+
+            kw["quantization_config"] = GgufConfig(gguf_file=local.gguf_file, dequantize=True)
         self.lm = AutoModelForCausalLM.from_pretrained(local.path, dtype=dtype, **kw).to(self.device).eval()
         self.onednn_linears = _to_onednn(self.lm) if onednn and self.device == "cpu" else 0
         self.tokenizer.padding_side = "left"
