@@ -123,6 +123,11 @@ def _assemble(spec: PullSpec, target: str, storage: str | None, log: Any) -> boo
     return True
 
 
+def _read_record(target: str) -> dict[str, Any]:
+    with open(os.path.join(target, "model.json")) as f:
+        return json.load(f)
+
+
 def _write_record(target: str, record: dict[str, Any]) -> None:
     tmp = os.path.join(target, ".model.json.tmp")
     with open(tmp, "w") as f:
@@ -136,8 +141,7 @@ CONVERTED = "hf"  # the float32 Hugging Face folder inside a registered GGUF mod
 def _keep_copy(target: str, convert: bool | None, log: Any) -> None:
     """Make, keep or drop the float32 copy as `pull` was asked. The copy only saves load time: a conversion that
     fails leaves the GGUF in use and says why in one line."""
-    with open(os.path.join(target, "model.json")) as f:
-        rec = json.load(f)
+    rec = _read_record(target)
     if rec.get("format") != "gguf":
         return
     if convert is False:
@@ -159,8 +163,7 @@ def convert_gguf(target: str, log: Any = print) -> None:
     record it in model.json; later loads read that folder. The same weights as the GGUF gives transformers, so
     outputs (and the translation and quality caches, keyed by the GGUF's path) are unchanged. For the 1.5B demo
     model: about 9 GB of memory while it runs, 7 GB of disk, about 1.5 minutes on 2 cores."""
-    with open(os.path.join(target, "model.json")) as f:
-        rec = json.load(f)
+    rec = _read_record(target)
     folder = os.path.join(target, CONVERTED)
     if rec.get("format") != "gguf" or (rec.get("converted") == CONVERTED and _complete(folder)):
         return
@@ -267,8 +270,7 @@ def resolve_model(name_or_path: str, storage: str | None = None) -> LocalModel:
         return LocalModel(os.path.basename(os.path.abspath(name_or_path)), os.path.abspath(name_or_path))
     registered = os.path.join(models_dir(storage), name_or_path, "model.json")
     if os.path.exists(registered):
-        with open(registered) as f:
-            rec = json.load(f)
+        rec = _read_record(os.path.dirname(registered))
         file = os.path.join(os.path.dirname(registered), rec.get("file", ""))
         if rec.get("size") is not None and (not os.path.isfile(file) or os.path.getsize(file) != rec["size"]):
             # a cheap check on every load (sha256 of a GB is not): a truncated or replaced file is not used
@@ -277,8 +279,8 @@ def resolve_model(name_or_path: str, storage: str | None = None) -> LocalModel:
                 f"{os.path.dirname(registered)} and run `dataengine models pull {name_or_path}` again"
             )
         folder = os.path.dirname(registered)
-        converted = os.path.join(folder, rec.get("converted") or "-")
-        if rec.get("format") == "gguf" and rec.get("converted") and _complete(converted):
+        converted = os.path.join(folder, CONVERTED)
+        if rec.get("format") == "gguf" and rec.get("converted") == CONVERTED and _complete(converted):
             return LocalModel(rec["name"], converted, None, origin=file)
         return LocalModel(rec["name"], folder, rec.get("file") if rec.get("format") == "gguf" else None)
     hint = (
